@@ -1,0 +1,133 @@
+"""Reading a run back from its journal: series, windows and the metrics SLOs assert on."""
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness import metrics
+from harness.journal import JOURNAL_NAME, read_journal
+from harness.load.recorder import decode_histogram, latency_summary, new_histogram
+from harness.scenario import Window
+
+
+@dataclass
+class RunData:
+    events: list[dict[str, Any]]
+    seconds: list[dict[str, Any]]
+    load_start: float | None = None
+    load_end: float | None = None
+    load_summary: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_records(cls, records: list[dict[str, Any]]) -> "RunData":
+        events = [r for r in records if r.get("type") == "event"]
+        seconds = sorted((r for r in records if r.get("type") == "second"), key=lambda r: r["t"])
+        data = cls(events=events, seconds=seconds)
+        for event in events:
+            if event["event"] == "load_started":
+                data.load_start = event["t"]
+            elif event["event"] == "load_stopped":
+                data.load_end = event["t"]
+                data.load_summary = event
+        if data.load_start is not None and data.load_end is None and seconds:
+            data.load_end = float(seconds[-1]["t"] + 1)  # the run died while load ran
+        return data
+
+    @classmethod
+    def from_run_dir(cls, run_dir: Path) -> "RunData":
+        return cls.from_records(read_journal(run_dir / JOURNAL_NAME))
+
+    def first_event(self, name: str) -> dict[str, Any] | None:
+        return next((e for e in self.events if e["event"] == name), None)
+
+    def bounds(self, window: Window | str) -> tuple[float, float]:
+        """A window as [start, end) on the run clock, clipped to the load phase."""
+        if self.load_start is None or self.load_end is None:
+            return (0.0, 0.0)
+        if not isinstance(window, Window):
+            return (self.load_start, self.load_end)
+        start = self.load_start + window.start
+        end = self.load_end if window.end is None else min(self.load_end, self.load_start + window.end)
+        return (start, max(start, end))
+
+    def seconds_in(self, start: float, end: float) -> list[dict[str, Any]]:
+        """Per-second records whose second begins inside [start, end)."""
+        return [r for r in self.seconds if start - 1e-9 <= r["t"] < end]
+
+
+@dataclass(frozen=True)
+class Measured:
+    value: float | None  # None: no data to measure
+    samples: int  # requests the value rests on
+
+
+def measure(data: RunData, metric: str, window: Window | str = "all") -> Measured:
+    start, end = data.bounds(window)
+    records = data.seconds_in(start, end)
+    requests = sum(r["requests"] for r in records)
+    ok = sum(r["ok"] for r in records)
+    errors = requests - ok
+    late = sum(r.get("late", 0) for r in records)
+    percentile = metrics.percentile_of(metric)
+    if percentile is not None or metric in ("mean_ms", "max_ms"):
+        return _latency(records, metric, percentile, ok)
+    span = end - start
+    simple: dict[str, float | None] = {
+        "requests": requests,
+        "ok": ok,
+        "errors": errors,
+        "late": late,
+        "error_rate": errors / requests if requests else None,
+        "late_rate": late / requests if requests else None,
+        "throughput_rps": ok / span if span > 0 else None,
+        "unsent": data.load_summary.get("unsent", 0) if window == "all" else None,
+    }
+    if metric not in simple:
+        raise KeyError(metric)
+    return Measured(simple[metric], requests)
+
+
+def _latency(records: list[dict[str, Any]], metric: str, pct: float | None, ok: int) -> Measured:
+    hist = merged_histogram(records)
+    if hist.get_total_count() == 0:
+        return Measured(None, 0)
+    if pct is not None:
+        value = hist.get_value_at_percentile(pct) / 1000
+    elif metric == "mean_ms":
+        value = hist.get_mean_value() / 1000
+    else:
+        value = hist.get_max_value() / 1000
+    return Measured(round(value, 3), ok)
+
+
+def merged_histogram(records: list[dict[str, Any]]) -> Any:
+    hist = new_histogram()
+    for record in records:
+        if record.get("hdr"):
+            hist.add(decode_histogram(record["hdr"]))
+    return hist
+
+
+def totals(data: RunData) -> dict[str, Any]:
+    """Whole-load figures for the summary."""
+    start, end = data.bounds("all")
+    records = data.seconds_in(start, end)
+    requests = sum(r["requests"] for r in records)
+    ok = sum(r["ok"] for r in records)
+    by_kind: dict[str, int] = {}
+    for record in records:
+        for kind, count in record.get("errors", {}).items():
+            by_kind[kind] = by_kind.get(kind, 0) + count
+    span = end - start
+    return {
+        "requests": requests,
+        "ok": ok,
+        "errors": requests - ok,
+        "error_rate": round((requests - ok) / requests, 6) if requests else None,
+        "throughput_rps": round(ok / span, 2) if span > 0 else None,
+        "late": sum(r.get("late", 0) for r in records),
+        "unsent": data.load_summary.get("unsent"),
+        "duration_s": round(span, 3),
+        "errors_by_kind": by_kind,
+        "latency_ms": latency_summary(merged_histogram(records)),
+    }

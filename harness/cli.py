@@ -1,0 +1,103 @@
+"""`harness run|validate|report|list`: the command line. Exit codes: harness.exitcodes.ExitCode."""
+
+import argparse
+import sys
+from pathlib import Path
+
+from harness.errors import HarnessError
+from harness.exitcodes import ExitCode
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except HarnessError as exc:
+        print(f"harness: {exc}", file=sys.stderr)
+        return int(exc.code)
+    except KeyboardInterrupt:
+        return int(ExitCode.INTERRUPTED)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="harness", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run a scenario against a real stack and judge it")
+    run.add_argument("scenario", type=Path)
+    run.add_argument("--runs-dir", type=Path, default=Path("runs"), help="where run folders go")
+    run.add_argument("--no-progress", action="store_true", help="no live progress line")
+    run.set_defaults(func=cmd_run)
+    validate = sub.add_parser("validate", help="check scenario files without running them")
+    validate.add_argument("scenarios", type=Path, nargs="+")
+    validate.set_defaults(func=cmd_validate)
+    report = sub.add_parser("report", help="rebuild a run's reports from its journal")
+    report.add_argument("run_dir", type=Path)
+    report.set_defaults(func=cmd_report)
+    listing = sub.add_parser("list", help="list scenarios, user classes, stacks, models, exit codes")
+    listing.add_argument("what", nargs="?", default="all",
+                         choices=["all", "scenarios", "users", "stacks", "models", "exit-codes"])
+    listing.add_argument("--dir", type=Path, default=Path("scenarios"), help="scenario folder")
+    listing.set_defaults(func=cmd_list)
+    return parser
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    import locust  # noqa: F401  - first, so gevent patches the standard library before the rest
+
+    from harness.runner import Run
+    from harness.scenario import load_scenario
+
+    scenario = load_scenario(args.scenario)
+    run = Run(scenario, args.scenario, args.runs_dir, progress=not args.no_progress)
+    print(f"run folder: {run.run_dir}", flush=True)
+    verdict, _ = run.execute()
+    _print_verdict(verdict.word, verdict.code, verdict.reason, run.run_dir)
+    return int(verdict.code)
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from harness.scenario import load_scenario
+
+    worst = ExitCode.PASS
+    for path in args.scenarios:
+        try:
+            scenario = load_scenario(path)
+            print(f"ok: {path} ({scenario.name})")
+        except HarnessError as exc:
+            print(str(exc), file=sys.stderr)
+            worst = exc.code
+    return int(worst)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from harness.errors import UsageError
+    from harness.rundir import SCENARIO_COPY
+    from harness.scenario import load_scenario
+    from reports.build import write_reports
+
+    run_dir: Path = args.run_dir
+    if not (run_dir / "journal.jsonl").is_file():
+        raise UsageError(f"{run_dir}: not a run folder (no journal.jsonl)")
+    scenario = load_scenario(run_dir / SCENARIO_COPY)
+    verdict, _ = write_reports(run_dir, scenario)
+    _print_verdict(verdict.word, verdict.code, verdict.reason, run_dir)
+    return int(verdict.code)
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from harness.listing import sections
+
+    for title, lines in sections(args.what, args.dir):
+        print(f"{title}:")
+        for line in lines:
+            print(f"  {line}")
+    return int(ExitCode.PASS)
+
+
+def _print_verdict(word: str, code: ExitCode, reason: str, run_dir: Path) -> None:
+    print(f"verdict: {word.upper()} (exit {int(code)} {code.name}): {reason}")
+    print(f"reports: {run_dir / 'report.html'}  {run_dir / 'summary.json'}  {run_dir / 'junit.xml'}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Load generation: Locust used as a library, plus the harness's own recording and pacing."""

@@ -1,0 +1,90 @@
+"""Per-second request records with HDR latency histograms, never a list of every sample."""
+
+import math
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from hdrh.histogram import HdrHistogram
+
+# Latency is recorded in microseconds, 1 us .. 1 h, 3 significant digits.
+LOWEST_US = 1
+HIGHEST_US = 3_600_000_000
+DIGITS = 3
+REPORTED_PERCENTILES = (50, 90, 99, 99.9)
+
+
+def new_histogram() -> HdrHistogram:
+    return HdrHistogram(LOWEST_US, HIGHEST_US, DIGITS)
+
+
+def decode_histogram(encoded: str) -> HdrHistogram:
+    return HdrHistogram.decode(encoded)
+
+
+def latency_summary(hist: HdrHistogram) -> dict[str, float]:
+    """Percentiles, mean and max in milliseconds (empty when the histogram is)."""
+    if hist.get_total_count() == 0:
+        return {}
+    summary = {f"p{p:g}": hist.get_value_at_percentile(p) / 1000 for p in REPORTED_PERCENTILES}
+    summary["mean"] = hist.get_mean_value() / 1000
+    summary["max"] = hist.get_max_value() / 1000
+    return {key: round(value, 3) for key, value in summary.items()}
+
+
+@dataclass
+class Bucket:
+    """One second of completed requests."""
+
+    requests: int = 0
+    ok: int = 0
+    late: int = 0
+    errors: Counter[str] = field(default_factory=Counter)
+    hist: HdrHistogram = field(default_factory=new_histogram)
+
+    def to_record(self, second: int) -> dict[str, Any]:
+        record: dict[str, Any] = {
+            "t": second,
+            "requests": self.requests,
+            "ok": self.ok,
+            "errors": dict(self.errors),
+            "late": self.late,
+            "latency_ms": latency_summary(self.hist),
+        }
+        if self.hist.get_total_count():
+            record["hdr"] = self.hist.encode().decode("ascii")
+        return record
+
+
+class Recorder:
+    """Collects request outcomes into one bucket per second of the run clock.
+
+    Latency histograms hold successful requests only: a refused connection answers in
+    microseconds and would make a failing server look fast. Failures are counted by kind.
+    """
+
+    def __init__(self, clock: Callable[[], float]):
+        self.clock = clock
+        self.buckets: dict[int, Bucket] = {}
+        self.total = Bucket()
+
+    def record(self, latency_s: float, error_kind: str | None, late: bool = False) -> None:
+        second = math.floor(self.clock())
+        bucket = self.buckets.get(second)
+        if bucket is None:
+            bucket = self.buckets[second] = Bucket()
+        for target in (bucket, self.total):
+            target.requests += 1
+            target.late += late
+            if error_kind is None:
+                target.ok += 1
+                target.hist.record_value(max(LOWEST_US, int(latency_s * 1_000_000)))
+            else:
+                target.errors[error_kind] += 1
+
+    def pop_complete(self, now: float | None = None, everything: bool = False) -> list[dict[str, Any]]:
+        """Records of the seconds that are over (all of them if `everything`), oldest first."""
+        current = math.floor(self.clock() if now is None else now)
+        done = sorted(s for s in self.buckets if everything or s < current)
+        return [self.buckets.pop(s).to_record(s) for s in done]

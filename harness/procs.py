@@ -1,0 +1,151 @@
+"""Processes the harness starts, and the only ones it ever signals.
+
+A process is identified by PID *and* creation time, so a recycled PID is never signalled.
+"""
+
+import os
+import signal
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+
+
+@dataclass(frozen=True)
+class ProcessId:
+    pid: int
+    create_time: float
+    name: str = ""
+
+    @classmethod
+    def of(cls, proc: psutil.Process) -> "ProcessId":
+        return cls(proc.pid, proc.create_time(), proc.name())
+
+    def alive(self) -> psutil.Process | None:
+        """The live process this id names, or None if it exited or the PID was reused."""
+        try:
+            proc = psutil.Process(self.pid)
+            if abs(proc.create_time() - self.create_time) > 0.01:
+                return None
+            if proc.status() == psutil.STATUS_ZOMBIE:
+                return None
+            return proc
+        except psutil.Error:
+            return None
+
+    def send(self, sig: int) -> bool:
+        """Signal this exact process; False if it is already gone."""
+        if self.pid in _protected_pids():
+            raise PermissionError(f"refusing to signal protected PID {self.pid}")
+        proc = self.alive()
+        if proc is None:
+            return False
+        try:
+            proc.send_signal(sig)
+            return True
+        except psutil.Error:
+            return False
+
+
+def _protected_pids() -> set[int]:
+    """PID 1, the harness itself and all its ancestors."""
+    pids = {0, 1, os.getpid()}
+    try:
+        pids.update(parent.pid for parent in psutil.Process().parents())
+    except psutil.Error:
+        pass
+    return pids
+
+
+@dataclass
+class StopResult:
+    exit_code: int | None  # negative: killed by that signal number
+    forced: bool  # needed SIGKILL
+    seconds: float
+    leftovers_killed: list[ProcessId] = field(default_factory=list)
+
+
+class ManagedProcess:
+    """A child started in its own session, its output in a log file, its descendants tracked.
+
+    Descendants are remembered as they are seen, because when the parent dies they are
+    re-parented to PID 1 and can no longer be found through the tree.
+    """
+
+    def __init__(self, argv: list[str], env: dict[str, str], log_path: Path, cwd: Path):
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        self.argv = argv
+        self.log_path = log_path
+        with log_path.open("ab") as log:
+            self.popen = subprocess.Popen(
+                argv,
+                env=env,
+                cwd=cwd,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self.ident = ProcessId(self.popen.pid, psutil.Process(self.popen.pid).create_time())
+        self.descendants: dict[int, ProcessId] = {}
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def returncode(self) -> int | None:
+        return self.popen.poll()
+
+    def refresh_descendants(self) -> list[ProcessId]:
+        """Record every current descendant; returns the live ones."""
+        proc = self.ident.alive()
+        if proc is not None:
+            try:
+                for child in proc.children(recursive=True):
+                    try:
+                        self.descendants.setdefault(child.pid, ProcessId.of(child))
+                    except psutil.Error:
+                        continue
+            except psutil.Error:
+                pass
+        return [d for d in self.descendants.values() if d.alive() is not None]
+
+    def stop(self, timeout: float) -> StopResult:
+        """SIGTERM, then SIGKILL after `timeout`; then SIGKILL any descendant left behind."""
+        started = time.monotonic()
+        self.refresh_descendants()
+        forced = False
+        if self.popen.poll() is None:
+            self.ident.send(signal.SIGTERM)
+            try:
+                self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                forced = True
+                self.ident.send(signal.SIGKILL)
+                self.popen.wait(10)
+        leftovers = kill_all(list(self.descendants.values()))
+        return StopResult(self.popen.returncode, forced, time.monotonic() - started, leftovers)
+
+
+def kill_all(idents: list[ProcessId], grace: float = 2.0) -> list[ProcessId]:
+    """SIGTERM the live ones, SIGKILL those still alive after `grace`; returns those found alive."""
+    live = [ident for ident in idents if ident.alive() is not None]
+    for ident in live:
+        ident.send(signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline and any(i.alive() is not None for i in live):
+        time.sleep(0.05)
+    for ident in live:
+        ident.send(signal.SIGKILL)
+    return live
+
+
+def tail(path: Path, lines: int = 5) -> str:
+    """The last lines of a log, for error messages."""
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+    return " | ".join(line.strip() for line in text.strip().splitlines()[-lines:])

@@ -1,0 +1,1 @@
+"""Systems under test: how to start, supervise and stop them."""

@@ -1,0 +1,91 @@
+"""The interface every system under test implements."""
+
+import http.client
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from harness.procs import ProcessId
+
+
+@dataclass(frozen=True)
+class Health:
+    ok: bool
+    status: int | None  # HTTP status, None when no answer came
+    detail: str
+    latency_s: float
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    http: str | None = None  # e.g. http://127.0.0.1:8000
+    grpc: str | None = None  # e.g. 127.0.0.1:8001
+    metrics: str | None = None  # Prometheus text endpoint
+
+
+@dataclass
+class StopReport:
+    """How each process ended and what the stack left behind (a leak is a finding)."""
+
+    exits: dict[str, Any] = field(default_factory=dict)
+    leaks: list[str] = field(default_factory=list)
+
+
+class Stack(ABC):
+    """Start, wait until ready, stop; name processes by role; expose logs and health."""
+
+    kind: str = ""
+
+    @abstractmethod
+    def start(self) -> None:
+        """Launch the stack's processes; returns once they are launched, not ready."""
+
+    @abstractmethod
+    def wait_ready(self, timeout: float) -> float:
+        """Block until the stack serves; returns seconds waited. Raises StackFailed."""
+
+    @abstractmethod
+    def stop(self) -> StopReport:
+        """Stop every process this stack started and clean up what it left."""
+
+    @abstractmethod
+    def roles(self) -> dict[str, list[ProcessId]]:
+        """Live processes by role (`server`, `stub`, `worker`, ...)."""
+
+    @abstractmethod
+    def log_files(self) -> dict[str, Path]:
+        """Log file of each process, by role."""
+
+    @abstractmethod
+    def health(self) -> Health:
+        """One quick readiness probe."""
+
+    @property
+    @abstractmethod
+    def endpoints(self) -> Endpoints:
+        """Where load and scrapers go."""
+
+    def describe(self) -> dict[str, Any]:
+        """What the journal records about this stack when it is ready."""
+        return {"kind": self.kind, "endpoints": self.endpoints.__dict__}
+
+
+def probe_http(url: str, timeout: float = 0.5) -> Health:
+    """GET `url`; healthy on any 2xx."""
+    parts = urlsplit(url)
+    started = time.monotonic()
+    conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=timeout)
+    try:
+        conn.request("GET", parts.path or "/")
+        response = conn.getresponse()
+        response.read()
+        ok = 200 <= response.status < 300
+        return Health(ok, response.status, response.reason, time.monotonic() - started)
+    except (OSError, http.client.HTTPException) as exc:
+        detail = type(exc).__name__ if not str(exc) else f"{type(exc).__name__}: {exc}"
+        return Health(False, None, detail, time.monotonic() - started)
+    finally:
+        conn.close()

@@ -1,0 +1,137 @@
+"""A real Triton Inference Server, started from the nvidia-pytriton wheel's binary."""
+
+import time
+from pathlib import Path
+from typing import Any
+
+from harness.errors import StackFailed
+from harness.procs import ManagedProcess, ProcessId, tail
+from harness.scenario import TritonStack as TritonSpec
+from harness.stacks.base import Endpoints, Health, Stack, StopReport, probe_http
+from harness.stacks.modelzoo import ZOO, ModelOptions
+from harness.stacks.ports import free_ports
+from harness.stacks.shm import ShmWatch
+from harness.stacks.triton_install import TritonInstall, cache_root
+
+STUB_NAME = "triton_python_backend_stub"
+
+
+class TritonStack(Stack):
+    kind = "triton"
+
+    def __init__(self, spec: TritonSpec, workdir: Path, extra_args: list[str] | None = None):
+        self.spec = spec
+        self.workdir = workdir
+        self.extra_args = extra_args or []
+        self.process: ManagedProcess | None = None
+        self.ports: dict[str, int] = {}
+        self.shm = ShmWatch("triton_python_backend_shm_region_")
+        self.install: TritonInstall | None = None
+
+    @property
+    def model_name(self) -> str:
+        return self.spec.model
+
+    @property
+    def endpoints(self) -> Endpoints:
+        if not self.ports:
+            return Endpoints()
+        return Endpoints(
+            http=f"http://127.0.0.1:{self.ports['http']}",
+            grpc=f"127.0.0.1:{self.ports['grpc']}",
+            metrics=f"http://127.0.0.1:{self.ports['metrics']}/metrics",
+        )
+
+    def start(self) -> None:
+        self.install = TritonInstall.find()
+        repo = self.workdir / "models"
+        options = ModelOptions(self.spec.instances, self.spec.delay_ms, self.spec.max_batch_size)
+        ZOO[self.spec.model].write(repo, self.spec.model, options)
+        backends = self.install.backend_dir(cache_root())
+        http, grpc, metrics = free_ports(3)
+        self.ports = {"http": http, "grpc": grpc, "metrics": metrics}
+        self.shm.snapshot()
+        self.process = ManagedProcess(
+            self._argv(repo, backends),
+            self.install.environment(),
+            self.workdir / "logs" / "tritonserver.log",
+            cwd=self.workdir,
+        )
+
+    def _argv(self, repo: Path, backends: Path) -> list[str]:
+        assert self.install is not None
+        return [
+            str(self.install.binary),
+            f"--model-repository={repo.resolve()}",
+            f"--backend-directory={backends}",
+            "--http-address=127.0.0.1",
+            f"--http-port={self.ports['http']}",
+            "--grpc-address=127.0.0.1",
+            f"--grpc-port={self.ports['grpc']}",
+            "--metrics-address=127.0.0.1",
+            f"--metrics-port={self.ports['metrics']}",
+            "--allow-gpu-metrics=false",
+            "--strict-readiness=true",
+            "--exit-on-error=true",
+            *self.extra_args,
+        ]
+
+    def wait_ready(self, timeout: float) -> float:
+        assert self.process is not None, "start() first"
+        started = time.monotonic()
+        ready_url = f"{self.endpoints.http}/v2/health/ready"
+        while time.monotonic() - started < timeout:
+            code = self.process.returncode()
+            if code is not None:
+                raise StackFailed(
+                    f"tritonserver exited with code {code} before it was ready; "
+                    f"log {self.process.log_path}: {tail(self.process.log_path)}"
+                )
+            if probe_http(ready_url, timeout=1.0).ok:
+                self.process.refresh_descendants()
+                return time.monotonic() - started
+            time.sleep(0.2)
+        raise StackFailed(
+            f"tritonserver not ready after {timeout:.0f}s (stack.startup_timeout); "
+            f"log {self.process.log_path}: {tail(self.process.log_path)}"
+        )
+
+    def health(self) -> Health:
+        return probe_http(f"{self.endpoints.http}/v2/health/ready")
+
+    def roles(self) -> dict[str, list[ProcessId]]:
+        if self.process is None:
+            return {}
+        live = self.process.refresh_descendants()
+        server = [self.process.ident] if self.process.ident.alive() is not None else []
+        stubs = [p for p in live if p.name.startswith(STUB_NAME[:15])]
+        return {"server": server, "stub": stubs}
+
+    def log_files(self) -> dict[str, Path]:
+        return {"server": self.process.log_path} if self.process else {}
+
+    def stop(self) -> StopReport:
+        report = StopReport()
+        if self.process is None:
+            return report
+        result = self.process.stop(self.spec.stop_timeout)
+        report.exits["server"] = {
+            "pid": self.process.pid,
+            "exit_code": result.exit_code,
+            "forced_kill": result.forced,
+            "seconds": round(result.seconds, 3),
+        }
+        if result.leftovers_killed:
+            pids = ", ".join(str(p.pid) for p in result.leftovers_killed)
+            report.leaks.append(f"{len(result.leftovers_killed)} orphaned process(es) killed: {pids}")
+        removed = self.shm.remove_new()
+        if removed:
+            report.leaks.append(f"{len(removed)} shared-memory region(s) left in /dev/shm: removed")
+        return report
+
+    def describe(self) -> dict[str, Any]:
+        info = super().describe()
+        info.update(model=self.spec.model, version=self.install.version if self.install else None)
+        if self.process is not None:
+            info["pid"] = self.process.pid
+        return info

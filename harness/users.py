@@ -1,0 +1,30 @@
+"""Locust user classes by name, found through the `harness.users` entry-point group.
+
+The built-in ones are registered in pyproject.toml the same way a user's package adds its own;
+the fallback map below only serves a checkout that was never installed.
+"""
+
+import importlib
+from importlib.metadata import entry_points
+from typing import Any
+
+GROUP = "harness.users"
+_BUILTIN = {
+    "triton_http": "locustfiles.triton_http:TritonHttpUser",
+    "triton_grpc": "locustfiles.triton_grpc:TritonGrpcUser",
+}
+
+
+def known_users() -> dict[str, str]:
+    """Name -> `module:attribute`, without importing any of them."""
+    found = dict(_BUILTIN)
+    for ep in entry_points(group=GROUP):
+        found[ep.name] = ep.value
+    return found
+
+
+def load_user_class(name: str) -> Any:
+    """Import the user class registered as `name` (imports Locust, so gevent patches)."""
+    target = known_users()[name]
+    module_name, _, attr = target.partition(":")
+    return getattr(importlib.import_module(module_name), attr)

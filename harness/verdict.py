@@ -1,0 +1,46 @@
+"""From a journal and a scenario to one verdict word and exit code."""
+
+from dataclasses import dataclass, field
+
+from harness.analysis import RunData
+from harness.exitcodes import ExitCode
+from harness.scenario import Scenario
+from harness.slo import SloResult, evaluate_all
+
+
+@dataclass
+class Verdict:
+    word: str  # pass, fail, reproduced, not_reproduced, stack_failed, interrupted, incomplete, error
+    code: ExitCode
+    reason: str
+    slos: list[SloResult] = field(default_factory=list)
+
+
+def decide(scenario: Scenario, data: RunData) -> Verdict:
+    failed_start = data.first_event("stack_failed")
+    if failed_start is not None:
+        return Verdict("stack_failed", ExitCode.STACK_FAILED, str(failed_start.get("error", "")))
+    slos = evaluate_all(scenario.slo, data)
+    error = data.first_event("internal_error")
+    if error is not None:
+        return Verdict("error", ExitCode.INTERNAL_ERROR, str(error.get("error", "")), slos)
+    interrupted = data.first_event("interrupted")
+    if interrupted is not None:
+        reason = f"stopped by {interrupted.get('signal', 'a signal')} at t={interrupted['t']:.1f}s"
+        return Verdict("interrupted", ExitCode.INTERRUPTED, reason, slos)
+    if data.first_event("run_ended") is None:
+        last = max([e["t"] for e in data.events] + [s["t"] for s in data.seconds], default=0.0)
+        reason = f"the journal stops at t={last:.1f}s: the harness was killed or crashed"
+        return Verdict("incomplete", ExitCode.INTERRUPTED, reason, slos)
+    failed = [s for s in slos if not s.passed]
+    if scenario.expect == "reproduced":
+        if failed:
+            return Verdict("not_reproduced", ExitCode.SLO_FAILED, _names(failed, "missing"), slos)
+        return Verdict("reproduced", ExitCode.PASS, "every reproduction condition held", slos)
+    if failed:
+        return Verdict("fail", ExitCode.SLO_FAILED, _names(failed, "failed"), slos)
+    return Verdict("pass", ExitCode.PASS, f"{len(slos)} SLO(s) held", slos)
+
+
+def _names(failed: list[SloResult], word: str) -> str:
+    return f"{len(failed)} {word}: " + "; ".join(f"{s.name} ({s.detail})" for s in failed)

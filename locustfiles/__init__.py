@@ -1,0 +1,1 @@
+"""Locust user classes, one module per protocol. Registered under the `harness.users` group."""

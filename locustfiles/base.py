@@ -1,0 +1,78 @@
+"""The base of every harness user: timing, pacing and recording live here, sending in subclasses."""
+
+import time
+from dataclasses import dataclass
+from typing import ClassVar
+
+import gevent
+from locust import User, constant, task
+
+from harness.load.pacer import Pacer
+from harness.load.target import Target
+
+
+@dataclass(frozen=True)
+class Outcome:
+    error_kind: str | None = None  # None: success; else e.g. `http_503`, `ConnectionRefusedError`
+    length: int = 0
+    detail: str = ""
+
+
+class HarnessUser(User):
+    """Sends one request per task run; subclasses implement `send`.
+
+    Closed model: loop without pause (or `think_time`). Open model: take the next slot from the
+    shared pacer, sleep until it, and measure latency from the slot, not from the actual send.
+    """
+
+    abstract = True
+    wait_time = constant(0)
+    protocol: ClassVar[str] = "request"
+    target: ClassVar[Target]
+    pacer: ClassVar[Pacer | None] = None
+    late_after: ClassVar[float] = 0.010
+
+    def send(self) -> Outcome:
+        raise NotImplementedError
+
+    @task
+    def one_request(self) -> None:
+        intended = self._wait_for_slot() if self.pacer is not None else None
+        if self.pacer is not None and intended is None:
+            gevent.sleep(0.05)  # schedule over: idle until the runner stops this user
+            return
+        started = time.monotonic()
+        try:
+            outcome = self.send()
+        except Exception as exc:  # a user class bug still counts, and must not kill the user
+            outcome = Outcome(type(exc).__name__, 0, str(exc))
+        finished = time.monotonic()
+        origin = intended if intended is not None else started
+        late = intended is not None and started - intended > self.late_after
+        self.environment.events.request.fire(
+            request_type=self.protocol,
+            name=self.target.model,
+            response_time=(finished - origin) * 1000.0,
+            response_length=outcome.length,
+            exception=_as_exception(outcome),
+            context={"error_kind": outcome.error_kind, "late": late},
+        )
+
+    def _wait_for_slot(self) -> float | None:
+        assert self.pacer is not None
+        slot = self.pacer.next_slot()
+        if slot is not None:
+            delay = slot - time.monotonic()
+            if delay > 0:
+                gevent.sleep(delay)
+        return slot
+
+
+class RequestFailed(Exception):
+    """What Locust's own statistics see for a failed request."""
+
+
+def _as_exception(outcome: Outcome) -> Exception | None:
+    if outcome.error_kind is None:
+        return None
+    return RequestFailed(f"{outcome.error_kind}: {outcome.detail}"[:300])

@@ -1,0 +1,1 @@
+"""Report rendering: summary.json, junit.xml and a self-contained report.html."""

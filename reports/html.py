@@ -1,0 +1,143 @@
+"""report.html: one self-contained file (inline SVG and CSS) that opens offline."""
+
+from html import escape
+from typing import Any
+
+from harness.analysis import RunData
+from reports.svgplot import Chart, render
+
+_CSS = """
+body{font-family:system-ui,sans-serif;margin:24px;color:#222;max-width:960px}
+h1{font-size:20px;margin-bottom:4px} h2{font-size:16px;margin-top:28px}
+.verdict{display:inline-block;padding:4px 12px;border-radius:4px;color:#fff;font-weight:600}
+.pass,.reproduced{background:#2a7d2a} .fail,.not_reproduced,.stack_failed,.error{background:#b22}
+.interrupted,.incomplete{background:#b77a00}
+table{border-collapse:collapse;margin:8px 0;font-size:13px} td,th{border:1px solid #ccc;padding:3px 8px;text-align:left}
+td.ok{color:#2a7d2a;font-weight:600} td.bad{color:#b22;font-weight:600}
+.chart{width:100%;height:auto;margin:6px 0} .title{font-size:13px;font-weight:600}
+.tick,.label,.legend{font-size:11px} .axis{stroke:#444} .grid{stroke:#eee}
+.band{fill:#f4a; fill-opacity:.15} .marker{stroke:#888;stroke-dasharray:4 3}
+.muted{color:#666;font-size:13px}
+"""
+
+# Events drawn as vertical lines on every chart.
+_MARKED = {"stack_ready", "load_started", "load_stopped", "interrupted", "stack_failed"}
+
+
+def build_html(summary: dict[str, Any], data: RunData) -> str:
+    origin = data.load_start or 0.0
+    body = [
+        f"<h1>{escape(summary['scenario'])}</h1>",
+        f"<p class='muted'>{escape(summary['description'])}</p>",
+        f"<p><span class='verdict {escape(summary['verdict'])}'>{escape(summary['verdict'].upper())}</span>"
+        f" &nbsp;exit {summary['exit_code']} ({escape(summary['exit_name'])}) &mdash; "
+        f"{escape(summary['reason'])}</p>",
+        _slo_table(summary["slos"]),
+        "<h2>What happened when</h2>",
+        "<p class='muted'>Time in seconds from the start of the load; dashed lines are events "
+        "(hover for names), shaded bands are windows such as faults.</p>",
+        *_charts(data, origin),
+        "<h2>Totals</h2>",
+        _totals_table(summary["totals"]),
+        _findings(summary["findings"]),
+        "<h2>Events</h2>",
+        _events_table(summary["events"], origin),
+    ]
+    return (
+        "<!DOCTYPE html><html><head><meta charset='utf-8'>"
+        f"<title>{escape(summary['scenario'])}: {escape(summary['verdict'])}</title>"
+        f"<style>{_CSS}</style></head><body>{''.join(body)}</body></html>"
+    )
+
+
+def _charts(data: RunData, origin: float) -> list[str]:
+    seconds = data.seconds
+    if not seconds:
+        return ["<p class='muted'>No requests were recorded.</p>"]
+    x_range = (min(0.0, seconds[0]["t"] - origin), max(s["t"] for s in seconds) + 1 - origin)
+    bands = [
+        (e["start"] - origin, e["end"] - origin, e.get("name", "window"))
+        for e in data.events
+        if e["event"] == "window"
+    ]
+    markers = [(e["t"] - origin, e["event"]) for e in data.events if e["event"] in _MARKED]
+
+    def chart(title: str, y_label: str, series: dict[str, list[tuple[float, float]]]) -> str:
+        return render(Chart(title, y_label, x_range, series, bands, markers))
+
+    def points(pick: Any) -> list[tuple[float, float]]:
+        out = []
+        for s in seconds:
+            value = pick(s)
+            if value is not None:
+                out.append((s["t"] - origin + 0.5, float(value)))
+        return out
+
+    return [
+        chart("Throughput", "req/s", {
+            "ok/s": points(lambda s: s["ok"]),
+            "errors/s": points(lambda s: s["requests"] - s["ok"]),
+        }),
+        chart("Latency of successful requests", "ms", {
+            "p50": points(lambda s: s["latency_ms"].get("p50")),
+            "p99": points(lambda s: s["latency_ms"].get("p99")),
+        }),
+    ]
+
+
+def _slo_table(slos: list[dict[str, Any]]) -> str:
+    if not slos:
+        return "<p class='muted'>This scenario sets no SLO.</p>"
+    rows = "".join(
+        f"<tr><td>{escape(s['name'])}</td><td>{_fmt(s['measured'])}</td>"
+        f"<td>{escape(s['op'])} {s['threshold']:g}</td><td>{s['samples']}</td>"
+        f"<td class='{'ok' if s['passed'] else 'bad'}'>{'held' if s['passed'] else 'FAILED'}</td></tr>"
+        for s in slos
+    )
+    return (
+        "<table><tr><th>SLO</th><th>measured</th><th>threshold</th><th>requests</th>"
+        f"<th>result</th></tr>{rows}</table>"
+    )
+
+
+def _totals_table(totals: dict[str, Any]) -> str:
+    rows = [
+        ("requests", totals["requests"]),
+        ("succeeded", totals["ok"]),
+        ("failed", totals["errors"]),
+        ("error rate", totals["error_rate"]),
+        ("throughput (ok/s)", totals["throughput_rps"]),
+        ("late (open model)", totals["late"]),
+        ("unsent (open model)", totals["unsent"]),
+    ]
+    rows += [(f"latency {k} (ms)", v) for k, v in totals["latency_ms"].items()]
+    rows += [(f"errors: {k}", v) for k, v in totals["errors_by_kind"].items()]
+    cells = "".join(f"<tr><td>{escape(k)}</td><td>{_fmt(v)}</td></tr>" for k, v in rows)
+    return f"<table>{cells}</table>"
+
+
+def _findings(findings: list[str]) -> str:
+    if not findings:
+        return ""
+    items = "".join(f"<li>{escape(f)}</li>" for f in findings)
+    return f"<h2>Findings</h2><ul>{items}</ul>"
+
+
+def _events_table(events: list[dict[str, Any]], origin: float) -> str:
+    rows = []
+    for event in events:
+        details = {k: v for k, v in event.items() if k not in ("t", "event")}
+        text = ", ".join(f"{k}={v}" for k, v in details.items())
+        rows.append(
+            f"<tr><td>{event['t'] - origin:+.2f}s</td><td>{escape(event['event'])}</td>"
+            f"<td>{escape(text[:400])}</td></tr>"
+        )
+    return f"<table><tr><th>t</th><th>event</th><th>details</th></tr>{''.join(rows)}</table>"
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "&ndash;"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return escape(str(value))

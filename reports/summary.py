@@ -1,0 +1,64 @@
+"""summary.json: the machine-readable result of a run. Its schema is versioned and stable."""
+
+from pathlib import Path
+from typing import Any
+
+from harness.analysis import RunData, totals
+from harness.scenario import Scenario
+from harness.verdict import Verdict
+
+SCHEMA = "serving-harness/summary/v1"
+_SERIES_EVENTS = {"second"}
+
+
+def build_summary(run_dir: Path, scenario: Scenario, data: RunData, verdict: Verdict) -> dict[str, Any]:
+    ready = data.first_event("stack_ready") or {}
+    started = data.first_event("run_started") or {}
+    stopped = data.first_event("stack_stopped") or {}
+    return {
+        "schema": SCHEMA,
+        "scenario": scenario.name,
+        "description": scenario.description,
+        "expect": scenario.expect,
+        "run_dir": str(run_dir),
+        "started": started.get("wall"),
+        "verdict": verdict.word,
+        "exit_code": int(verdict.code),
+        "exit_name": verdict.code.name,
+        "reason": verdict.reason,
+        "stack": {
+            "kind": scenario.stack.kind,
+            "startup_s": ready.get("startup_s"),
+            "info": ready.get("stack", {}),
+            "stop": stopped.get("report", {}),
+        },
+        "load": {
+            "user": scenario.load.user,
+            "model": "open" if scenario.load.open_model else "closed",
+            "users": scenario.load.users,
+            "rate": scenario.load.rate,
+            "planned_s": scenario.load.total_duration,
+            "started_t": data.load_start,
+            "stopped_t": data.load_end,
+        },
+        "totals": totals(data),
+        "slos": [result.to_dict() for result in verdict.slos],
+        "findings": findings(data),
+        "events": [_event_row(e) for e in data.events],
+    }
+
+
+def findings(data: RunData) -> list[str]:
+    """Things worth a person's attention even when every SLO held."""
+    found = []
+    stopped = data.first_event("stack_stopped")
+    if stopped:
+        found += [f"stack stop: {leak}" for leak in stopped.get("report", {}).get("leaks", [])]
+        for role, info in stopped.get("report", {}).get("exits", {}).items():
+            if info.get("forced_kill"):
+                found.append(f"{role} (pid {info.get('pid')}) ignored SIGTERM and was killed")
+    return found
+
+
+def _event_row(event: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in event.items() if k not in ("type", "wall")}
