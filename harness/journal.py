@@ -1,6 +1,6 @@
 """The run journal: append-only JSON lines, flushed as the run goes.
 
-Every record has `type` (`event` or `second`) and `t`, seconds on the run clock (0 = the harness
+Every record has `type` (`event`, `second` or `series`) and `t`, seconds on the run clock (0 = the harness
 started this run). A run killed at any point leaves a journal that `harness report` can read.
 """
 
@@ -28,6 +28,11 @@ class Journal:
         record.update(fields)
         self._write(record)
         return record
+
+    def series(self, name: str, values: dict[str, float], t: float | None = None) -> None:
+        """One sample of a named numeric series (e.g. scraped server metrics)."""
+        stamp = round(self.now() if t is None else t, 4)
+        self._write({"type": "series", "name": name, "t": stamp, "values": values})
 
     def second(self, record: dict[str, Any]) -> None:
         self._write({"type": "second", **record}, sync=True)
