@@ -51,7 +51,8 @@ class Run:
 
     def execute(self) -> tuple[Verdict, dict[str, Any]]:
         _log_to(self.run_dir / "harness.log")
-        handlers = [gevent.signal_handler(sig, self._on_signal, sig) for sig in (signal.SIGINT, signal.SIGTERM)]
+        signals = (signal.SIGINT, signal.SIGTERM)
+        handlers = [gevent.signal_handler(sig, self._on_signal, sig) for sig in signals]
         self.journal.event(
             "run_started", scenario=self.scenario.name, harness=__version__, pid=os.getpid(), argv=sys.argv
         )

@@ -63,5 +63,6 @@ class TritonHttpUser(HarnessUser):
         except OSError as exc:
             return Outcome(type(exc).__name__, 0, str(exc))
         if response.status_code != 200:
-            return Outcome(f"http_{response.status_code}", len(payload), payload[:200].decode(errors="replace"))
+            detail = payload[:200].decode(errors="replace")
+            return Outcome(f"http_{response.status_code}", len(payload), detail)
         return Outcome(None, len(payload))

@@ -12,7 +12,9 @@ from reports.junit import build_junit
 from reports.summary import build_summary
 
 
-def write_reports(run_dir: Path, scenario: Scenario, data: RunData | None = None) -> tuple[Verdict, dict[str, Any]]:
+def write_reports(
+    run_dir: Path, scenario: Scenario, data: RunData | None = None
+) -> tuple[Verdict, dict[str, Any]]:
     """Decide the verdict from the journal and write summary.json, junit.xml, report.html."""
     data = data or RunData.from_run_dir(run_dir)
     verdict = decide(scenario, data)
