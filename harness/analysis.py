@@ -17,12 +17,16 @@ class RunData:
     load_start: float | None = None
     load_end: float | None = None
     load_summary: dict[str, Any] = field(default_factory=dict)
+    series: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
     @classmethod
     def from_records(cls, records: list[dict[str, Any]]) -> "RunData":
         events = [r for r in records if r.get("type") == "event"]
         seconds = sorted((r for r in records if r.get("type") == "second"), key=lambda r: r["t"])
         data = cls(events=events, seconds=seconds)
+        for record in records:
+            if record.get("type") == "series":
+                data.series.setdefault(record["name"], []).append(record)
         for event in events:
             if event["event"] == "load_started":
                 data.load_start = event["t"]
@@ -61,9 +65,38 @@ class Measured:
     samples: int  # requests the value rests on
 
 
-def measure(data: RunData, metric: str, window: Window | str = "all") -> Measured:
+def records_in(data: RunData, window: Window | str) -> tuple[list[dict[str, Any]], float]:
+    """The per-second records of a window, and the window's length in seconds."""
     start, end = data.bounds(window)
     records = data.seconds_in(start, end)
+    if window not in ("faults", "outside_faults"):
+        return records, end - start
+    from harness.faultimpact import fault_intervals
+
+    intervals = fault_intervals(data)
+
+    def overlaps(record: dict[str, Any]) -> bool:
+        return any(a < record["t"] + 1 and record["t"] < b for a, b in intervals)
+
+    chosen = [r for r in records if overlaps(r) == (window == "faults")]
+    return chosen, float(len(chosen))
+
+
+def log_count(data: RunData, name: str) -> int:
+    """Matches of a log pattern: the last count the log watcher wrote."""
+    samples = data.series.get("log_matches", [])
+    return int(samples[-1]["values"].get(name, 0)) if samples else 0
+
+
+def measure(data: RunData, metric: str, window: Window | str = "all") -> Measured:
+    if metric in metrics.RECOVERY_METRICS:
+        from harness.faultimpact import recovery_metric
+
+        value, faults = recovery_metric(data, metric)
+        return Measured(value, faults)
+    if metric.startswith("log."):
+        return Measured(float(log_count(data, metric[4:])), 1)
+    records, span = records_in(data, window)
     requests = sum(r["requests"] for r in records)
     ok = sum(r["ok"] for r in records)
     errors = requests - ok
@@ -71,7 +104,6 @@ def measure(data: RunData, metric: str, window: Window | str = "all") -> Measure
     percentile = metrics.percentile_of(metric)
     if percentile is not None or metric in ("mean_ms", "max_ms"):
         return _latency(records, metric, percentile, ok)
-    span = end - start
     simple: dict[str, float | None] = {
         "requests": requests,
         "ok": ok,

@@ -1,4 +1,4 @@
-"""`harness run|validate|report|list`: the command line. Exit codes: harness.exitcodes.ExitCode."""
+"""`harness run|validate|report|cleanup|list`: the command line. Exit codes: harness.exitcodes.ExitCode."""
 
 import argparse
 import sys
@@ -26,7 +26,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("scenario", type=Path)
     run.add_argument("--runs-dir", type=Path, default=Path("runs"), help="where run folders go")
     run.add_argument("--no-progress", action="store_true", help="no live progress line")
+    run.add_argument("--seed", type=int, help="replay a run: the seed its journal recorded")
     run.set_defaults(func=cmd_run)
+    cleanup = sub.add_parser("cleanup", help="undo what a killed run left: faults, processes")
+    cleanup.add_argument("run_dir", type=Path)
+    cleanup.set_defaults(func=cmd_cleanup)
     validate = sub.add_parser("validate", help="check scenario files without running them")
     validate.add_argument("scenarios", type=Path, nargs="+")
     validate.set_defaults(func=cmd_validate)
@@ -48,7 +52,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from harness.scenario import load_scenario
 
     scenario = load_scenario(args.scenario)
-    run = Run(scenario, args.scenario, args.runs_dir, progress=not args.no_progress)
+    run = Run(scenario, args.scenario, args.runs_dir, progress=not args.no_progress, seed=args.seed)
     print(f"run folder: {run.run_dir}", flush=True)
     verdict, _ = run.execute()
     _print_verdict(verdict.word, verdict.code, verdict.reason, run.run_dir)
@@ -82,6 +86,19 @@ def cmd_report(args: argparse.Namespace) -> int:
     verdict, _ = write_reports(run_dir, scenario)
     _print_verdict(verdict.word, verdict.code, verdict.reason, run_dir)
     return int(verdict.code)
+
+
+def cmd_cleanup(args: argparse.Namespace) -> int:
+    from harness.errors import UsageError
+    from harness.restore import RESTORE_NAME, cleanup
+
+    if not (args.run_dir / RESTORE_NAME).is_file():
+        raise UsageError(f"{args.run_dir}: no {RESTORE_NAME} here; not a run folder")
+    actions = cleanup(args.run_dir)
+    for action in actions:
+        print(action)
+    print(f"cleanup: {len(actions)} action(s); nothing left to undo")
+    return int(ExitCode.PASS)
 
 
 def cmd_list(args: argparse.Namespace) -> int:

@@ -23,7 +23,7 @@ class Journal:
         """Seconds on the run clock."""
         return time.monotonic() - self.origin
 
-    def event(self, name: str, **fields: Any) -> dict[str, Any]:
+    def event(self, name: str, /, **fields: Any) -> dict[str, Any]:
         record = {"type": "event", "event": name, "t": round(self.now(), 4), "wall": time.time()}
         record.update(fields)
         self._write(record)

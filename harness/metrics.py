@@ -16,6 +16,18 @@ SERIES_METRICS = {
     "max_ms": "largest latency of a successful request",
 }
 
+# Computed from fault windows and supervisor events.
+RECOVERY_METRICS = {
+    "recovery_s": "longest time from a fault's injection to the stack serving again",
+    "detect_s": "longest time from a fault's injection to the harness noticing a failure",
+    "failed_per_fault": "most failed requests in one fault's impact window",
+    "crashes": "server processes that exited during the run",
+    "hangs": "times a live server stopped answering its health probe",
+    "restarts": "restarts made by the restart policy",
+    "faults_injected": "faults injected",
+}
+
+LOG_METRIC = re.compile(r"^log\.[A-Za-z0-9_]+$")
 PERCENTILE = re.compile(r"^p(\d{1,2}(?:\.\d+)?)_ms$")
 
 
@@ -29,8 +41,15 @@ def percentile_of(metric: str) -> float | None:
 
 
 def is_known(metric: str, extra: frozenset[str] = frozenset()) -> bool:
-    return metric in SERIES_METRICS or metric in extra or percentile_of(metric) is not None
+    return (
+        metric in SERIES_METRICS
+        or metric in RECOVERY_METRICS
+        or metric in extra
+        or LOG_METRIC.match(metric) is not None
+        or percentile_of(metric) is not None
+    )
 
 
 def describe_known() -> str:
-    return ", ".join(sorted(SERIES_METRICS)) + ", pNN_ms (e.g. p50_ms, p99_ms, p99.9_ms)"
+    names = sorted([*SERIES_METRICS, *RECOVERY_METRICS])
+    return ", ".join(names) + ", pNN_ms (e.g. p99_ms, p99.9_ms), log.NAME (log pattern matches)"

@@ -118,11 +118,11 @@ class ManagedProcess:
         self.refresh_descendants()
         forced = False
         if self.popen.poll() is None:
-            self.ident.send(signal.SIGTERM)
+            self.ident.send(signal.SIGTERM if timeout > 0 else signal.SIGKILL)
             try:
-                self.popen.wait(timeout)
+                self.popen.wait(max(timeout, 0.001))
             except subprocess.TimeoutExpired:
-                forced = True
+                forced = timeout > 0
                 self.ident.send(signal.SIGKILL)
                 self.popen.wait(10)
         leftovers = kill_all(list(self.descendants.values()))

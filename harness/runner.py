@@ -5,6 +5,7 @@ Import this only after Locust (and so gevent's monkey-patching) is loaded: `harn
 
 import logging
 import os
+import random
 import signal
 import sys
 import traceback
@@ -14,18 +15,24 @@ from typing import Any
 import gevent
 from gevent.event import Event
 
+from faults.base import FaultContext, FaultError
 from harness import __version__
-from harness.errors import StackFailed
+from harness.errors import StackFailed, UsageError
+from harness.faultrun import FaultRunner
 from harness.journal import Journal
 from harness.load.driver import LoadDriver
 from harness.load.recorder import Recorder
 from harness.load.target import Target
+from harness.procs import ProcessId
 from harness.progress import Progress
+from harness.restore import RestoreLog
 from harness.rundir import make_run_dir
-from harness.scenario import Scenario
+from harness.scenario import RestartPolicy, Scenario
 from harness.stacks.base import Stack
 from harness.stacks.factory import make_stack
 from harness.stacks.modelzoo import ZOO
+from harness.supervisor import Supervisor
+from harness.timeline import plan_timeline
 from harness.verdict import Verdict
 from reports.build import write_reports
 
@@ -38,11 +45,23 @@ class Interrupted(Exception):
 
 
 class Run:
-    def __init__(self, scenario: Scenario, scenario_file: Path, runs_root: Path, progress: bool = True):
+    def __init__(
+        self,
+        scenario: Scenario,
+        scenario_file: Path,
+        runs_root: Path,
+        progress: bool = True,
+        seed: int | None = None,
+    ):
         self.scenario = scenario
         self.run_dir = make_run_dir(runs_root, scenario.name, scenario_file)
         self.journal = Journal(self.run_dir / "journal.jsonl")
+        self.restore = RestoreLog(self.run_dir)
         self.recorder = Recorder(self.journal.now)
+        self.seed = _choose_seed(seed, scenario.seed)
+        self.rng = random.Random(self.seed)
+        self.supervisor: Supervisor | None = None
+        self.faults: FaultRunner | None = None
         self.stop_requested = Event()
         self.stop_signal = ""
         self.show_progress = progress
@@ -54,13 +73,16 @@ class Run:
         signals = (signal.SIGINT, signal.SIGTERM)
         handlers = [gevent.signal_handler(sig, self._on_signal, sig) for sig in signals]
         self.journal.event(
-            "run_started", scenario=self.scenario.name, harness=__version__, pid=os.getpid(), argv=sys.argv
+            "run_started", scenario=self.scenario.name, harness=__version__, pid=os.getpid(),
+            argv=sys.argv, seed=self.seed,
         )
         try:
             self._start_stack()
             self._drive_load()
         except StackFailed as exc:
             self.journal.event("stack_failed", error=str(exc))
+        except UsageError as exc:
+            self.journal.event("scenario_invalid", error=str(exc))
         except Interrupted:
             self.journal.event("interrupted", signal=self.stop_signal)
         except Exception as exc:  # noqa: BLE001 - recorded, then the teardown still runs
@@ -80,6 +102,7 @@ class Run:
         self.stack = make_stack(self.scenario, self.run_dir / "stack")
         self.journal.event("stack_starting", kind=self.scenario.stack.kind)
         self.stack.start()
+        self._record_processes()
         waiter = gevent.spawn(self.stack.wait_ready, self.scenario.stack.startup_timeout)
         gevent.wait([waiter, self.stop_requested], count=1)
         if not waiter.ready():
@@ -88,14 +111,68 @@ class Run:
         startup_s = waiter.get()  # re-raises StackFailed
         self.journal.event("stack_ready", startup_s=round(startup_s, 3), stack=self.stack.describe())
 
+    def _record_processes(self) -> None:
+        assert self.stack is not None
+        for role, idents in self.stack.roles().items():
+            for ident in idents:
+                self.restore.process(role, ident)
+
+    def _prepare_faults(self) -> None:
+        assert self.stack is not None
+        stack = self.stack
+        ctx = FaultContext(roles=stack.roles, restart_stack=self.restart_stack, rng=self.rng)
+        planned = plan_timeline(self.scenario.faults, self.scenario.load.total_duration, self.rng)
+        self.faults = FaultRunner(planned, ctx, self.journal, self.restore)
+        try:
+            self.faults.validate()
+        except FaultError as exc:
+            raise UsageError(f"faults: {exc}") from None
+
+    def _start_supervisor(self) -> None:
+        assert self.stack is not None
+        policy = getattr(self.scenario.stack, "restart", None)
+        self.supervisor = Supervisor(
+            self.stack,
+            self.journal,
+            policy or RestartPolicy.model_validate({}),
+            self.restart_stack,
+            self._on_new_process,
+        )
+        self.supervisor.start()
+
+    def _on_new_process(self, role: str, ident: ProcessId) -> None:
+        self.restore.process(role, ident)
+
+    def restart_stack(self, graceful: bool) -> float:
+        """Stop and start the stack on the same ports; returns seconds until ready."""
+        assert self.stack is not None
+        if self.supervisor is not None:
+            self.supervisor.expect_down()
+        report = self.stack.stop(graceful)
+        self.restore.processes_stopped()
+        self.journal.event("stack_stopped", report={"exits": report.exits, "leaks": report.leaks},
+                           restart=True)
+        self.stack.start()
+        self._record_processes()
+        ready = self.stack.wait_ready(self.scenario.stack.startup_timeout)
+        self.journal.event("stack_ready", startup_s=round(ready, 3), stack=self.stack.describe(),
+                           restart=True)
+        if self.supervisor is not None:
+            self.supervisor.expect_up()
+        return ready
+
     def _drive_load(self) -> None:
         assert self.stack is not None
         spec = self.scenario.load
+        self._prepare_faults()
+        self._start_supervisor()
         self.driver = LoadDriver(spec, self._target(), self.recorder)
         progress = Progress(spec.total_duration) if self.show_progress else None
         self.journal.event("load_started", user=spec.user, open_model=spec.open_model)
         started = self.journal.now()
         self.driver.start()
+        assert self.faults is not None
+        self.faults.start(origin=started)
         while not self.stop_requested.is_set():
             elapsed = self.journal.now() - started
             if elapsed >= spec.total_duration:
@@ -111,6 +188,8 @@ class Run:
     def _flush_seconds(self, progress: Progress | None, elapsed: float) -> None:
         for record in self.recorder.pop_complete():
             self.journal.second(record)
+            if self.supervisor is not None:
+                self.supervisor.on_second(record)
             if progress is not None:
                 errors = record["requests"] - record["ok"]
                 p99 = record["latency_ms"].get("p99")
@@ -143,16 +222,40 @@ class Run:
         )
 
     def _teardown(self) -> None:
-        """Always runs: stop load, stop the stack, close the journal."""
-        try:
-            self._stop_load()
-        except Exception as exc:  # noqa: BLE001
-            self.journal.event("internal_error", error=f"stopping load: {exc!r}")
-        if self.stack is not None:
-            report = self.stack.stop()
-            self.journal.event("stack_stopped", report={"exits": report.exits, "leaks": report.leaks})
+        """Always runs: restore faults, stop load and watchers, stop the stack, close the journal."""
+        steps = [
+            ("restoring faults", lambda: self.faults.stop() if self.faults else None),
+            ("stopping load", self._stop_load),
+            ("stopping supervisor", self._stop_supervisor),
+            ("stopping the stack", self._stop_stack),
+        ]
+        for what, step in steps:
+            try:
+                step()
+            except Exception as exc:  # noqa: BLE001 - every later step must still run
+                log.exception(what)
+                self.journal.event("internal_error", error=f"{what}: {exc!r}")
         self.journal.event("run_ended")
         self.journal.close()
+        self.restore.close()
+
+    def _stop_supervisor(self) -> None:
+        if self.supervisor is not None:
+            self.journal.event("supervisor_stopped", **self.supervisor.stop())
+
+    def _stop_stack(self) -> None:
+        if self.stack is not None:
+            report = self.stack.stop()
+            self.restore.processes_stopped()
+            self.journal.event("stack_stopped", report={"exits": report.exits, "leaks": report.leaks})
+
+
+def _choose_seed(cli_seed: int | None, scenario_seed: int | None) -> int:
+    if cli_seed is not None:
+        return cli_seed
+    if scenario_seed is not None:
+        return scenario_seed
+    return random.SystemRandom().randrange(2**31)
 
 
 def _log_to(path: Path) -> None:

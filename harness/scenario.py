@@ -15,6 +15,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -22,7 +23,9 @@ from pydantic import (
 from harness import metrics
 from harness.durations import parse_duration
 from harness.errors import UsageError
+from harness.logpatterns import DEFAULT_LOG_PATTERNS
 from harness.stacks.modelzoo import ZOO
+from harness.stacks.roles import STACK_ROLES
 from harness.users import known_users
 from harness.yamlsrc import YamlSource, load_yaml
 
@@ -33,10 +36,21 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class RestartPolicy(Strict):
+    """What a supervisor (Kubernetes, systemd) would do when the server dies or hangs."""
+
+    policy: Literal["never", "on-failure"] = "never"
+    backoff: Duration = 1.0  # first wait before a restart; doubles each time
+    max_backoff: Duration = 30.0
+    max_restarts: int = Field(5, ge=0)
+    liveness_timeout: Duration | None = None  # kill and restart a server unhealthy this long
+
+
 class TritonStack(Strict):
     """A real `tritonserver` started by the harness with a model from the built-in zoo."""
 
     kind: Literal["triton"]
+    restart: RestartPolicy = Field(default_factory=RestartPolicy)
     model: str = "identity"
     instances: int = Field(2, ge=1, le=64)
     delay_ms: float = Field(0.0, ge=0)
@@ -159,7 +173,7 @@ class Window(Strict):
     end: Duration | None = Field(None, alias="to")
 
 
-WindowSpec = Literal["all"] | Window
+WindowSpec = Literal["all", "faults", "outside_faults"] | Window
 
 _OPS = {"<": "max", "<=": "max", ">": "min", ">=": "min"}
 _SLO_TEXT = re.compile(r"^\s*([A-Za-z0-9_.]+)\s*(<=|>=|<|>)\s*([-+0-9.eE]+)\s*$")
@@ -205,18 +219,115 @@ class Slo(Strict):
         return self.name or f"{self.metric} {self.op} {self.threshold:g}{window}"
 
 
-def _window_text(window: Window) -> str:
+def _window_text(window: "Window | str") -> str:
+    if isinstance(window, str):
+        return window.replace("_", " ")
     end = "end" if window.end is None else f"{window.end:g}s"
     return f"[{window.start:g}s, {end}]"
+
+
+_TIMELINE_KEYS = {"kind", "at", "duration", "every", "count", "jitter", "name"}
+
+
+class FaultSpec(Strict):
+    """A fault on the load's timeline; every key but the timeline's goes to the plugin."""
+
+    kind: str
+    name: str | None = None
+    at: Duration = 0.0
+    duration: Duration = 0.0  # how long it is held before `restore` (freeze, limits)
+    every: Duration | None = Field(None, gt=0)
+    count: int | None = Field(None, ge=1)
+    jitter: Duration = 0.0  # each start moves by up to +/- this, from the run's seed
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _split_params(cls, value: Any) -> Any:
+        if isinstance(value, dict) and "params" not in value:
+            value = dict(value)
+            value["params"] = {k: value.pop(k) for k in list(value) if k not in _TIMELINE_KEYS}
+        return value
+
+    @model_validator(mode="after")
+    def _plugin_params(self) -> "FaultSpec":
+        from faults.base import fault_class, known_faults
+
+        if self.kind not in known_faults():
+            raise ValueError(f"at kind: unknown fault {self.kind!r} (known: {', '.join(known_faults())})")
+        try:
+            fault_class(self.kind).params_model.model_validate(self.params)
+        except ValidationError as exc:
+            first = exc.errors(include_url=False)[0]
+            key = ".".join(str(p) for p in first["loc"])
+            message = "unknown key" if first["type"] == "extra_forbidden" else first["msg"]
+            raise ValueError(f"at {key}: {str(message).removeprefix('Value error, ')}") from None
+        return self
+
+    @property
+    def label(self) -> str:
+        return self.name or self.kind
+
+
+class Observe(Strict):
+    """What the harness watches besides the load: server metrics and log patterns."""
+
+    metrics: bool = True
+    metrics_interval: Duration = Field(0.25, gt=0)
+    log_patterns: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("log_patterns")
+    @classmethod
+    def _compiles(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, pattern in value.items():
+            if not re.fullmatch(r"[A-Za-z0-9_]+", name):
+                raise ValueError(f"pattern name {name!r}: letters, digits and _ only")
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"pattern {name!r} is not a regular expression: {exc}") from None
+        return value
 
 
 class Scenario(Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     description: str = ""
+    seed: int | None = None  # faults' random choices and jitter; recorded so a run can be replayed
     stack: StackSpec
     load: LoadSpec
+    faults: list[FaultSpec] = Field(default_factory=list)
+    observe: Observe = Field(default_factory=Observe)
     slo: list[Slo] = Field(default_factory=list)
     expect: Literal["pass", "reproduced"] = "pass"
+
+    @field_validator("faults")
+    @classmethod
+    def _roles_exist(cls, faults: list[FaultSpec], info: ValidationInfo) -> list[FaultSpec]:
+        stack = info.data.get("stack")
+        if stack is None:
+            return faults
+        roles = STACK_ROLES[stack.kind]
+        for i, fault in enumerate(faults):
+            role = fault.params.get("role")
+            if role is not None and role not in roles:
+                known = ", ".join(roles) or "none: it starts no process"
+                raise ValueError(
+                    f"at faults.{i}.role: stack kind {stack.kind!r} has no role {role!r} (roles: {known})"
+                )
+        return faults
+
+    @field_validator("slo")
+    @classmethod
+    def _log_metrics_defined(cls, slos: list[Slo], info: ValidationInfo) -> list[Slo]:
+        observe = info.data.get("observe") or Observe.model_validate({})
+        known = set(observe.log_patterns) | set(DEFAULT_LOG_PATTERNS)
+        for i, slo in enumerate(slos):
+            if slo.metric.startswith("log.") and slo.metric[4:] not in known:
+                raise ValueError(
+                    f"at slo.{i}.metric: no log pattern named {slo.metric[4:]!r} "
+                    f"(define it under observe.log_patterns; built in: {', '.join(DEFAULT_LOG_PATTERNS)})"
+                )
+        return slos
 
 
 def load_scenario(path: Path) -> Scenario:
@@ -240,14 +351,26 @@ def format_errors(source: YamlSource, exc: ValidationError) -> str:
     lines = []
     for error in exc.errors(include_url=False):
         loc = tuple(error["loc"])
+        message = str(error["msg"]).removeprefix("Value error, ")
+        loc, message = _refine(loc, message)
         line = source.line_of(loc)
         where = f"{source.path}:{line}" if line else str(source.path)
         field_path = ".".join(str(part) for part in _user_loc(source.data, loc)) or "(top level)"
-        message = str(error["msg"]).removeprefix("Value error, ")
         if error["type"] == "extra_forbidden":
             message = "unknown key"
         lines.append(f"{where}: {field_path}: {message}")
     return "\n".join(lines)
+
+
+def _refine(loc: tuple[Any, ...], message: str) -> tuple[tuple[Any, ...], str]:
+    """Validators that know a deeper path say so as `at a.b.c: message`."""
+    match = re.match(r"^at ([A-Za-z0-9_.]+): (.*)$", message, re.S)
+    if match is None:
+        return loc, message
+    parts = tuple(int(p) if p.isdigit() else p for p in match.group(1).split("."))
+    if parts and parts[0] == (loc[0] if loc else None):
+        return parts, match.group(2)  # a path from the top (scenario-level validators)
+    return (*loc, *parts), match.group(2)
 
 
 def _user_loc(data: Any, loc: tuple[Any, ...]) -> tuple[Any, ...]:

@@ -20,6 +20,9 @@ def decide(scenario: Scenario, data: RunData) -> Verdict:
     failed_start = data.first_event("stack_failed")
     if failed_start is not None:
         return Verdict("stack_failed", ExitCode.STACK_FAILED, str(failed_start.get("error", "")))
+    invalid = data.first_event("scenario_invalid")
+    if invalid is not None:
+        return Verdict("usage_error", ExitCode.USAGE_ERROR, str(invalid.get("error", "")))
     slos = evaluate_all(scenario.slo, data)
     error = data.first_event("internal_error")
     if error is not None:

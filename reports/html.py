@@ -22,7 +22,10 @@ td.ok{color:#2a7d2a;font-weight:600} td.bad{color:#b22;font-weight:600}
 """
 
 # Events drawn as vertical lines on every chart.
-_MARKED = {"stack_ready", "load_started", "load_stopped", "interrupted", "stack_failed"}
+_MARKED = {
+    "stack_ready", "load_started", "load_stopped", "interrupted", "stack_failed", "fault_injected",
+    "process_exited", "hang_detected", "degraded", "recovered", "restarted",
+}
 
 
 def build_html(summary: dict[str, Any], data: RunData) -> str:
@@ -38,6 +41,7 @@ def build_html(summary: dict[str, Any], data: RunData) -> str:
         "<p class='muted'>Time in seconds from the start of the load; dashed lines are events "
         "(hover for names), shaded bands are windows such as faults.</p>",
         *_charts(data, origin),
+        _faults_table(summary.get("faults", []), origin),
         "<h2>Totals</h2>",
         _totals_table(summary["totals"]),
         _findings(summary["findings"]),
@@ -84,6 +88,38 @@ def _charts(data: RunData, origin: float) -> list[str]:
             "p99": points(lambda s: s["latency_ms"].get("p99")),
         }),
     ]
+
+
+def _faults_table(faults: list[dict[str, Any]], origin: float) -> str:
+    if not faults:
+        return ""
+    rows = "".join(
+        f"<tr><td>{escape(f['id'])}</td><td>{escape(f['name'])}</td>"
+        f"<td>{f['injected_t'] - origin:+.2f}s</td><td>{escape(str(f['detected_by'] or '-'))}</td>"
+        f"<td>{_fmt(f['detect_s'])}</td><td>{_recovery(f)}</td><td>{f['failed_requests']}</td>"
+        f"<td>{_error_span(f, origin)}</td>"
+        f"<td>{escape(', '.join(f'{k}: {v}' for k, v in f['errors_by_kind'].items()))}</td></tr>"
+        for f in faults
+    )
+    return (
+        "<h2>Faults and their impact</h2><table><tr><th>id</th><th>fault</th><th>at</th>"
+        "<th>noticed as</th><th>detect (s)</th><th>recover (s)</th><th>failed requests</th>"
+        f"<th>errors from-to</th><th>errors seen</th></tr>{rows}</table>"
+    )
+
+
+def _recovery(fault: dict[str, Any]) -> str:
+    if fault["detected_t"] is None:
+        return "no failure seen"
+    if fault["recover_s"] is None:
+        return "<b>never recovered</b>"
+    return _fmt(fault["recover_s"])
+
+
+def _error_span(fault: dict[str, Any], origin: float) -> str:
+    if fault["first_error_t"] is None:
+        return "-"
+    return f"{fault['first_error_t'] - origin:+.0f}s to {fault['last_error_t'] - origin:+.0f}s"
 
 
 def _slo_table(slos: list[dict[str, Any]]) -> str:

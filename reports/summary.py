@@ -4,6 +4,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.analysis import RunData, totals
+from harness.faultimpact import fault_impacts
 from harness.scenario import Scenario
 from harness.verdict import Verdict
 
@@ -14,7 +15,9 @@ _SERIES_EVENTS = {"second"}
 def build_summary(run_dir: Path, scenario: Scenario, data: RunData, verdict: Verdict) -> dict[str, Any]:
     ready = data.first_event("stack_ready") or {}
     started = data.first_event("run_started") or {}
-    stopped = data.first_event("stack_stopped") or {}
+    stopped: dict[str, Any] = next(
+        (e for e in reversed(data.events) if e["event"] == "stack_stopped"), {}
+    )
     return {
         "schema": SCHEMA,
         "scenario": scenario.name,
@@ -43,6 +46,8 @@ def build_summary(run_dir: Path, scenario: Scenario, data: RunData, verdict: Ver
         },
         "totals": totals(data),
         "slos": [result.to_dict() for result in verdict.slos],
+        "faults": [impact.to_dict() for impact in fault_impacts(data)],
+        "seed": started.get("seed"),
         "findings": findings(data),
         "events": [_event_row(e) for e in data.events],
     }
@@ -51,12 +56,20 @@ def build_summary(run_dir: Path, scenario: Scenario, data: RunData, verdict: Ver
 def findings(data: RunData) -> list[str]:
     """Things worth a person's attention even when every SLO held."""
     found = []
-    stopped = data.first_event("stack_stopped")
-    if stopped:
+    for stopped in (e for e in data.events if e["event"] == "stack_stopped"):
         found += [f"stack stop: {leak}" for leak in stopped.get("report", {}).get("leaks", [])]
         for role, info in stopped.get("report", {}).get("exits", {}).items():
             if info.get("forced_kill"):
                 found.append(f"{role} (pid {info.get('pid')}) ignored SIGTERM and was killed")
+    for event in data.events:
+        if event["event"] == "hang_detected":
+            found.append(f"t={event['t']:.1f}s: server pid {event['pid']} alive ({event['process_status']})"
+                         " but not answering its health probe")
+        elif event["event"] == "process_exited" and not event.get("planned"):
+            how = event.get("signal") or f"exit code {event.get('exit_code')}"
+            found.append(f"t={event['t']:.1f}s: {event['role']} pid {event['pid']} exited ({how})")
+        elif event["event"] in ("fault_failed", "restart_failed"):
+            found.append(f"t={event['t']:.1f}s: {event['event']}: {event.get('error')}")
     return found
 
 

@@ -48,8 +48,11 @@ class Stack(ABC):
         """Block until the stack serves; returns seconds waited. Raises StackFailed."""
 
     @abstractmethod
-    def stop(self) -> StopReport:
-        """Stop every process this stack started and clean up what it left."""
+    def stop(self, graceful: bool = True) -> StopReport:
+        """Stop every process this stack started and clean up what it left.
+
+        Not graceful: SIGKILL at once. The stack can be started again on the same ports.
+        """
 
     @abstractmethod
     def roles(self) -> dict[str, list[ProcessId]]:
@@ -60,8 +63,12 @@ class Stack(ABC):
         """Log file of each process, by role."""
 
     @abstractmethod
-    def health(self) -> Health:
+    def health(self, timeout: float = 0.5) -> Health:
         """One quick readiness probe."""
+
+    def exit_code(self, role: str, ident: ProcessId) -> int | None:
+        """How a process of this stack ended, where the stack can know (its own children)."""
+        return None
 
     @property
     @abstractmethod

@@ -39,10 +39,10 @@ class ExternalStack(Stack):
             )
         return time.monotonic() - started
 
-    def health(self) -> Health:
-        return probe_http(f"{self.spec.url}{self.spec.ready_path}")
+    def health(self, timeout: float = 0.5) -> Health:
+        return probe_http(f"{self.spec.url}{self.spec.ready_path}", timeout)
 
-    def stop(self) -> StopReport:
+    def stop(self, graceful: bool = True) -> StopReport:
         return StopReport()
 
     def roles(self) -> dict[str, list[ProcessId]]:

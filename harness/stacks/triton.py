@@ -48,9 +48,10 @@ class TritonStack(Stack):
         options = ModelOptions(self.spec.instances, self.spec.delay_ms, self.spec.max_batch_size)
         ZOO[self.spec.model].write(repo, self.spec.model, options)
         backends = self.install.backend_dir(cache_root())
-        http, grpc, metrics = free_ports(3)
-        self.ports = {"http": http, "grpc": grpc, "metrics": metrics}
-        self.shm.snapshot()
+        if not self.ports:  # a restart keeps its ports, so clients keep their URLs
+            http, grpc, metrics = free_ports(3)
+            self.ports = {"http": http, "grpc": grpc, "metrics": metrics}
+            self.shm.snapshot()
         self.process = ManagedProcess(
             self._argv(repo, backends),
             self.install.environment(),
@@ -96,8 +97,13 @@ class TritonStack(Stack):
             f"log {self.process.log_path}: {tail(self.process.log_path)}"
         )
 
-    def health(self) -> Health:
-        return probe_http(f"{self.endpoints.http}/v2/health/ready")
+    def health(self, timeout: float = 0.5) -> Health:
+        return probe_http(f"{self.endpoints.http}/v2/health/ready", timeout)
+
+    def exit_code(self, role: str, ident: ProcessId) -> int | None:
+        if role == "server" and self.process is not None and ident.pid == self.process.pid:
+            return self.process.returncode()
+        return None
 
     def roles(self) -> dict[str, list[ProcessId]]:
         if self.process is None:
@@ -110,11 +116,11 @@ class TritonStack(Stack):
     def log_files(self) -> dict[str, Path]:
         return {"server": self.process.log_path} if self.process else {}
 
-    def stop(self) -> StopReport:
+    def stop(self, graceful: bool = True) -> StopReport:
         report = StopReport()
         if self.process is None:
             return report
-        result = self.process.stop(self.spec.stop_timeout)
+        result = self.process.stop(self.spec.stop_timeout if graceful else 0.0)
         report.exits["server"] = {
             "pid": self.process.pid,
             "exit_code": result.exit_code,

@@ -1,0 +1,1 @@
+"""Fault plugins. Each is found through the `harness.faults` entry-point group."""

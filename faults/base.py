@@ -1,0 +1,85 @@
+"""The fault interface: validate before traffic, plan, inject, hold, restore; undo from a record.
+
+The harness writes a fault's plan (what it is about to do and how to undo it) to the run's
+restore record *before* calling `inject`, so `harness cleanup` can undo it even after the
+harness itself was SIGKILLed. `undo` therefore works from the plan alone, with no live stack.
+"""
+
+import random
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import import_module
+from importlib.metadata import entry_points
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+GROUP = "harness.faults"
+_BUILTIN = {
+    "process_kill": "faults.process:ProcessKill",
+    "process_freeze": "faults.process:ProcessFreeze",
+    "stack_restart": "faults.process:StackRestart",
+}
+
+
+class FaultError(Exception):
+    """A fault cannot run as configured (raised by validate) or failed to inject."""
+
+
+class FaultParams(BaseModel):
+    """Base of every plugin's parameters: unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+@dataclass
+class FaultContext:
+    """What a fault may touch: the stack's processes by role, and the stack as a whole."""
+
+    roles: Callable[[], dict[str, list[Any]]]  # role -> live ProcessIds
+    restart_stack: Callable[[bool], float]  # graceful? -> seconds until ready again
+    rng: random.Random
+
+
+class Fault(ABC):
+    kind: ClassVar[str]
+    params_model: ClassVar[type[FaultParams]]
+
+    def __init__(self, params: FaultParams):
+        self.params = params
+
+    def validate(self, ctx: FaultContext) -> None:  # noqa: B027 - optional hook
+        """Check, before any traffic, that the fault can run against this stack."""
+
+    @abstractmethod
+    def plan(self, ctx: FaultContext) -> dict[str, Any]:
+        """Choose targets; returns a JSON-able plan that `inject`, `restore` and `undo` read."""
+
+    @abstractmethod
+    def inject(self, ctx: FaultContext, plan: dict[str, Any]) -> dict[str, Any]:
+        """Do it; returns details for the journal."""
+
+    def restore(self, ctx: FaultContext, plan: dict[str, Any]) -> None:
+        """Undo it while the harness still runs (default: the same as `undo`)."""
+        self.undo(plan)
+
+    @classmethod
+    def undo(cls, plan: dict[str, Any]) -> None:  # noqa: B027 - many faults leave nothing to undo
+        """Undo from the plan alone (used by `harness cleanup`); the default has nothing to undo."""
+        return None
+
+
+def known_faults() -> dict[str, str]:
+    found = dict(_BUILTIN)
+    for ep in entry_points(group=GROUP):
+        found[ep.name] = ep.value
+    return found
+
+
+def fault_class(kind: str) -> type[Fault]:
+    module_name, _, attr = known_faults()[kind].partition(":")
+    cls = getattr(import_module(module_name), attr)
+    if not (isinstance(cls, type) and issubclass(cls, Fault)):
+        raise TypeError(f"{kind}: {cls!r} is not a Fault")
+    return cls

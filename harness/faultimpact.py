@@ -1,0 +1,131 @@
+"""What each fault did: when it was noticed, when the stack recovered, what requests failed."""
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from harness.analysis import RunData
+
+# Journal events that mean "the stack is failing" (written by the supervisor).
+FAILURE_EVENTS = ("process_exited", "hang_detected", "degraded")
+
+
+@dataclass
+class FaultImpact:
+    id: str
+    kind: str
+    name: str
+    injected_t: float
+    restored_t: float | None
+    detected_t: float | None = None
+    detected_by: str | None = None
+    recovered_t: float | None = None
+    failed_requests: int = 0
+    first_error_t: float | None = None
+    last_error_t: float | None = None
+    errors_by_kind: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def detect_s(self) -> float | None:
+        return None if self.detected_t is None else round(self.detected_t - self.injected_t, 3)
+
+    @property
+    def recover_s(self) -> float | None:
+        return None if self.recovered_t is None else round(self.recovered_t - self.injected_t, 3)
+
+    @property
+    def impact_end(self) -> float:
+        candidates = [t for t in (self.recovered_t, self.restored_t) if t is not None]
+        return max(candidates) if candidates else self.injected_t
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out.update(detect_s=self.detect_s, recover_s=self.recover_s)
+        return out
+
+
+def fault_impacts(data: RunData) -> list[FaultImpact]:
+    injected = [e for e in data.events if e["event"] == "fault_injected"]
+    restored = {e["id"]: e["t"] for e in data.events if e["event"] == "fault_restored"}
+    impacts = []
+    for i, event in enumerate(injected):
+        next_t = injected[i + 1]["t"] if i + 1 < len(injected) else math.inf
+        impact = FaultImpact(event["id"], event["kind"], event.get("name", event["kind"]), event["t"],
+                             restored.get(event["id"]))
+        _detect_and_recover(data, impact, next_t)
+        _count_errors(data, impact)
+        impacts.append(impact)
+    return impacts
+
+
+def _detect_and_recover(data: RunData, impact: FaultImpact, next_t: float) -> None:
+    failure = next(
+        (e for e in data.events
+         if e["event"] in FAILURE_EVENTS and impact.injected_t <= e["t"] < next_t and not e.get("planned")),
+        None,
+    )
+    if failure is None:
+        return
+    impact.detected_t = failure["t"]
+    impact.detected_by = failure["event"] + (f" ({failure['role']})" if "role" in failure else "")
+    stack_level = failure["event"] != "process_exited" or failure.get("role") == "server"
+    if stack_level:
+        recovered = next(
+            (e for e in data.events if e["event"] == "recovered" and e["t"] >= failure["t"]), None
+        )
+        impact.recovered_t = recovered["t"] if recovered else None
+    else:
+        impact.recovered_t = impact.detected_t  # a helper process died; the server kept answering
+
+
+def _count_errors(data: RunData, impact: FaultImpact) -> None:
+    end = impact.impact_end if impact.recovered_t is not None or impact.detected_t is None else None
+    end_t = end if end is not None else (data.load_end or impact.injected_t)
+    for record in data.seconds_in(math.floor(impact.injected_t), math.ceil(end_t) + 1e-9):
+        errors = record["requests"] - record["ok"]
+        if not errors:
+            continue
+        impact.failed_requests += errors
+        impact.first_error_t = record["t"] if impact.first_error_t is None else impact.first_error_t
+        impact.last_error_t = record["t"] + 1
+        for kind, count in record.get("errors", {}).items():
+            impact.errors_by_kind[kind] = impact.errors_by_kind.get(kind, 0) + count
+
+
+def fault_intervals(data: RunData) -> list[tuple[float, float]]:
+    """Each fault's impact, from injection to recovery (or the end of the load if never)."""
+    out = []
+    for impact in fault_impacts(data):
+        if impact.detected_t is not None and impact.recovered_t is None:
+            out.append((impact.injected_t, data.load_end or impact.injected_t))
+        else:
+            end = impact.impact_end
+            if impact.last_error_t is not None:
+                end = max(end, impact.last_error_t)
+            out.append((impact.injected_t, end))
+    return out
+
+
+def recovery_metric(data: RunData, metric: str) -> tuple[float | None, int]:
+    """The value of a recovery metric over the whole run, and how many faults it rests on."""
+    impacts = fault_impacts(data)
+    events = [e["event"] for e in data.events]
+    counts = {
+        "crashes": sum(1 for e in data.events if e["event"] == "process_exited"
+                       and e.get("role") == "server" and not e.get("planned")),
+        "hangs": events.count("hang_detected"),
+        "restarts": events.count("restarted"),
+        "faults_injected": len(impacts),
+    }
+    if metric in counts:
+        return float(counts[metric]), len(impacts)
+    if metric == "failed_per_fault":
+        return float(max((i.failed_requests for i in impacts), default=0)), len(impacts)
+    detected = [i for i in impacts if i.detected_t is not None]
+    if metric == "detect_s":
+        return (max((i.detect_s or 0.0 for i in detected), default=0.0), len(detected))
+    if metric == "recovery_s":
+        if any(i.recovered_t is None for i in detected):
+            return None, len(detected)  # a fault the stack never recovered from
+        return (max((i.recover_s or 0.0 for i in detected), default=0.0), len(detected))
+    raise KeyError(metric)

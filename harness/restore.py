@@ -1,0 +1,78 @@
+"""The restore record: what the harness did that must be undone, written *before* doing it.
+
+One JSON object a line in `<run>/restore.jsonl`, fsynced, so `harness cleanup RUN_DIR` can undo
+faults and stop stack processes after the harness was killed with SIGKILL.
+"""
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from harness.procs import ProcessId, kill_all
+
+RESTORE_NAME = "restore.jsonl"
+
+
+class RestoreLog:
+    def __init__(self, run_dir: Path):
+        self.path = run_dir / RESTORE_NAME
+        self._file = self.path.open("a", encoding="utf-8")
+
+    def _append(self, record: dict[str, Any]) -> None:
+        self._file.write(json.dumps(record) + "\n")
+        self._file.flush()
+        os.fsync(self._file.fileno())
+
+    def process(self, role: str, ident: ProcessId) -> None:
+        self._append({"op": "process", "role": role, "pid": ident.pid, "create_time": ident.create_time,
+                      "name": ident.name})
+
+    def processes_stopped(self) -> None:
+        self._append({"op": "processes_stopped"})
+
+    def fault_planned(self, fault_id: str, kind: str, plan: dict[str, Any]) -> None:
+        self._append({"op": "fault", "id": fault_id, "kind": kind, "plan": plan})
+
+    def fault_restored(self, fault_id: str) -> None:
+        self._append({"op": "restored", "id": fault_id})
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def read_restore(run_dir: Path) -> list[dict[str, Any]]:
+    path = run_dir / RESTORE_NAME
+    if not path.exists():
+        return []
+    out = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue  # torn last line
+    return out
+
+
+def cleanup(run_dir: Path) -> list[str]:
+    """Undo what a killed harness left: faults not restored, then stack processes. Idempotent."""
+    from faults.base import fault_class, known_faults
+
+    records = read_restore(run_dir)
+    done: list[str] = []
+    restored = {r["id"] for r in records if r["op"] == "restored"}
+    for record in records:
+        if record["op"] == "fault" and record["id"] not in restored and record["kind"] in known_faults():
+            fault_class(record["kind"]).undo(record["plan"])
+            done.append(f"undid fault {record['id']} ({record['kind']})")
+    stopped_at = max((i for i, r in enumerate(records) if r["op"] == "processes_stopped"), default=-1)
+    idents = [
+        ProcessId(r["pid"], r["create_time"], r.get("name", ""))
+        for i, r in enumerate(records)
+        if r["op"] == "process" and i > stopped_at
+    ]
+    for ident in kill_all(idents, grace=5.0):
+        done.append(f"stopped {ident.name or 'process'} pid {ident.pid}")
+    with (run_dir / RESTORE_NAME).open("a", encoding="utf-8") as handle:
+        handle.write(json.dumps({"op": "cleanup_done", "actions": done}) + "\n")
+    return done
