@@ -83,9 +83,21 @@ def records_in(data: RunData, window: Window | str) -> tuple[list[dict[str, Any]
 
 
 def log_count(data: RunData, name: str) -> int:
-    """Matches of a log pattern: the last count the log watcher wrote."""
+    """Matches of a log pattern: the watcher's final count, else the last count it wrote."""
+    for event in data.events:
+        if event["event"] == "observer_stopped" and event.get("observer") == "logwatch":
+            return int(event["summary"]["patterns"].get(name, {}).get("count", 0))
     samples = data.series.get("log_matches", [])
     return int(samples[-1]["values"].get(name, 0)) if samples else 0
+
+
+def log_patterns_seen(data: RunData) -> dict[str, Any]:
+    """Per pattern: count, first/last time and first line (patterns that matched only)."""
+    for event in data.events:
+        if event["event"] == "observer_stopped" and event.get("observer") == "logwatch":
+            patterns = event["summary"]["patterns"]
+            return {name: stats for name, stats in patterns.items() if stats.get("count")}
+    return {}
 
 
 def measure(data: RunData, metric: str, window: Window | str = "all") -> Measured:

@@ -24,6 +24,7 @@ class FaultImpact:
     first_error_t: float | None = None
     last_error_t: float | None = None
     errors_by_kind: dict[str, int] = field(default_factory=dict)
+    error_messages: dict[str, str] = field(default_factory=dict)
 
     @property
     def detect_s(self) -> float | None:
@@ -75,7 +76,22 @@ def _detect_and_recover(data: RunData, impact: FaultImpact, next_t: float) -> No
         )
         impact.recovered_t = recovered["t"] if recovered else None
     else:
-        impact.recovered_t = impact.detected_t  # a helper process died; the server kept answering
+        impact.recovered_t = _client_recovery(data, impact, next_t)
+
+
+def _client_recovery(data: RunData, impact: FaultImpact, next_t: float) -> float | None:
+    """A helper process died but the server kept answering: recovered when errors stop.
+
+    Errors that go on into the last second of the load mean it never recovered.
+    """
+    end = min(next_t, data.load_end or next_t)
+    failing = [r["t"] for r in data.seconds_in(math.floor(impact.injected_t), end) if r["requests"] > r["ok"]]
+    if not failing:
+        return impact.detected_t
+    last_error_end = failing[-1] + 1
+    if data.load_end is not None and last_error_end >= data.load_end - 1e-6:
+        return None
+    return float(max(last_error_end, impact.detected_t or impact.injected_t))
 
 
 def _count_errors(data: RunData, impact: FaultImpact) -> None:
@@ -90,6 +106,8 @@ def _count_errors(data: RunData, impact: FaultImpact) -> None:
         impact.last_error_t = record["t"] + 1
         for kind, count in record.get("errors", {}).items():
             impact.errors_by_kind[kind] = impact.errors_by_kind.get(kind, 0) + count
+        for kind, message in record.get("error_messages", {}).items():
+            impact.error_messages.setdefault(kind, message)
 
 
 def fault_intervals(data: RunData) -> list[tuple[float, float]]:

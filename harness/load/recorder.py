@@ -41,6 +41,7 @@ class Bucket:
     ok: int = 0
     late: int = 0
     errors: Counter[str] = field(default_factory=Counter)
+    messages: dict[str, str] = field(default_factory=dict)  # first message of each error kind
     hist: HdrHistogram = field(default_factory=new_histogram)
 
     def to_record(self, second: int) -> dict[str, Any]:
@@ -52,6 +53,8 @@ class Bucket:
             "late": self.late,
             "latency_ms": latency_summary(self.hist),
         }
+        if self.messages:
+            record["error_messages"] = dict(self.messages)
         if self.hist.get_total_count():
             record["hdr"] = self.hist.encode().decode("ascii")
         return record
@@ -69,7 +72,7 @@ class Recorder:
         self.buckets: dict[int, Bucket] = {}
         self.total = Bucket()
 
-    def record(self, latency_s: float, error_kind: str | None, late: bool = False) -> None:
+    def record(self, latency_s: float, error_kind: str | None, late: bool = False, message: str = "") -> None:
         second = math.floor(self.clock())
         bucket = self.buckets.get(second)
         if bucket is None:
@@ -82,6 +85,8 @@ class Recorder:
                 target.hist.record_value(max(LOWEST_US, int(latency_s * 1_000_000)))
             else:
                 target.errors[error_kind] += 1
+                if message and error_kind not in target.messages:
+                    target.messages[error_kind] = message[:300]
 
     def pop_complete(self, now: float | None = None, everything: bool = False) -> list[dict[str, Any]]:
         """Records of the seconds that are over (all of them if `everything`), oldest first."""

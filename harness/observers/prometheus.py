@@ -7,11 +7,15 @@ Each successful scrape writes one `metrics` series sample holding:
 - values derived from this scrape and the previous one, so a plot is meaningful:
   `<counter>:per_s{...}` (a rate), `<duration>_us:per_request{...}` (mean microseconds per
   successful request over the interval), `nv_inference_batch_size:mean{...}`;
-- `scrape_ms`, how long the endpoint took to answer (it grows when the server struggles).
+- `scrape_ms`, how long the scrape took: the server's answer plus any wait for the harness's
+  own event loop (under heavy in-process load the second part dominates: 50-150 ms seen).
 
 A failed scrape (refused, timed out, HTTP error, unparsable text) is counted, never fatal; the
 journal gets `metrics_scrape_failed` when scraping starts failing and `metrics_scrape_recovered`
 when it works again, so a hung or dead server shows as a window rather than thousands of events.
+`stop()` scrapes once more and returns scrapes, scrape_failures, last_error, longest_gap_s,
+`final` (each key's last value seen) and `increase` (each request counter's increase while
+watched, across server restarts).
 
 Counters are keyed by their family name: `prometheus_client`'s parser reports a counter that
 Triton exposes as `nv_inference_count` as family `nv_inference_count` with sample name
@@ -225,7 +229,8 @@ class PrometheusScraper(Observer):
         self.ctx: ObserverContext | None = None
         self.greenlet: Greenlet | None = None
         self.previous: Snapshot | None = None
-        self.first: Snapshot | None = None
+        self.last_seen: dict[str, float] = {}  # every key's latest value, vanished ones too
+        self.increases: dict[str, float] = {}  # of each rate counter while watched
         self.scrapes = 0
         self.failures = 0
         self.failing = False
@@ -249,11 +254,10 @@ class PrometheusScraper(Observer):
         while True:
             self.scrape_once()
             next_at += self.interval_s
-            delay = next_at - time.monotonic()
-            if delay < 0:  # the scrape overran (slow server): skip the missed ticks
-                next_at = time.monotonic()
-                delay = 0.0
-            gevent.sleep(delay)
+            now = time.monotonic()
+            if next_at <= now:  # the scrape overran (slow server, busy loop): skip missed ticks
+                next_at += (int((now - next_at) // self.interval_s) + 1) * self.interval_s
+            gevent.sleep(next_at - now)
 
     def scrape_once(self) -> Snapshot | None:
         """One scrape; writes the sample (or counts the failure); returns the snapshot."""
@@ -280,8 +284,7 @@ class PrometheusScraper(Observer):
         self.scrapes += 1
         self.scrape_ms_max = max(self.scrape_ms_max, elapsed_ms)
         self.previous = current
-        if self.first is None:
-            self.first = current
+        self._accumulate(values)
         return current
 
     def _failed(self, error: str) -> None:
@@ -313,24 +316,28 @@ class PrometheusScraper(Observer):
         }
         if self.skipped:
             summary["skipped"] = self.skipped
-        if self.previous is not None:
-            summary["final"] = self.previous.values
-            if self.first is not None and self.first is not self.previous:
-                summary["increase"] = _counter_increases(self.first, self.previous)
+        if self.last_seen:
+            summary["final"] = dict(self.last_seen)
+            summary["increase"] = dict(self.increases)
         return summary
 
+    def _accumulate(self, values: dict[str, float]) -> None:
+        """Keep each key's last value and each rate counter's increase since the first scrape.
 
-def _counter_increases(first: Snapshot, last: Snapshot) -> dict[str, float]:
-    """Increase of each rate counter from the first scrape to the last (no reset handling)."""
-    increases: dict[str, float] = {}
-    for key, after in last.values.items():
-        name, _ = split_key(key)
-        if name in RATE_COUNTERS and key in first.values:
-            increases[key] = after - first.values[key]
-    return increases
+        Compared with the last value seen, not the last scrape: Triton drops a model's series
+        from /metrics once the model unloads (seen during shutdown), and a counter that comes
+        back after a restart counts again from zero.
+        """
+        for key, after in values.items():
+            if split_key(key)[0] not in RATE_COUNTERS:
+                continue
+            before = self.last_seen.get(key)
+            self.increases[key] = self.increases.get(key, 0.0) + (
+                0.0 if before is None else _increase(before, after)
+            )
+        self.last_seen.update(values)
 
 
 def scrape(url: str, timeout: float = 1.0, select: Selector = TRITON_METRICS) -> dict[str, float]:
     """One synchronous scrape, for scripts and tests."""
     return parse_metrics(http_get_text(url, timeout), select)
-
