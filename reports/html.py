@@ -4,6 +4,7 @@ from html import escape
 from typing import Any
 
 from harness.analysis import RunData
+from harness.faultimpact import fault_impacts, fault_intervals
 from reports.svgplot import Chart, render
 
 _CSS = """
@@ -61,11 +62,7 @@ def _charts(data: RunData, origin: float) -> list[str]:
     if not seconds:
         return ["<p class='muted'>No requests were recorded.</p>"]
     x_range = (min(0.0, seconds[0]["t"] - origin), max(s["t"] for s in seconds) + 1 - origin)
-    bands = [
-        (e["start"] - origin, e["end"] - origin, e.get("name", "window"))
-        for e in data.events
-        if e["event"] == "window"
-    ]
+    bands = _bands(data, origin)
     markers = [(e["t"] - origin, e["event"]) for e in data.events if e["event"] in _MARKED]
 
     def chart(title: str, y_label: str, series: dict[str, list[tuple[float, float]]]) -> str:
@@ -90,6 +87,21 @@ def _charts(data: RunData, origin: float) -> list[str]:
             "p99": points(lambda s: s["latency_ms"].get("p99")),
         }),
     ]
+
+
+def _bands(data: RunData, origin: float) -> list[tuple[float, float, str]]:
+    """Each fault's impact (injection to recovery), and any other window the journal names."""
+    impacts = fault_impacts(data)
+    bands = [
+        (start - origin, end - origin, f"{impact.id} {impact.name}")
+        for impact, (start, end) in zip(impacts, fault_intervals(data), strict=True)
+    ]
+    bands += [
+        (e["start"] - origin, e["end"] - origin, e.get("name", "window"))
+        for e in data.events
+        if e["event"] == "window" and e.get("kind") != "fault"
+    ]
+    return bands
 
 
 def _server_charts(data: RunData, origin: float, chart: Any) -> list[str]:
@@ -179,7 +191,7 @@ def _slo_table(slos: list[dict[str, Any]]) -> str:
         for s in slos
     )
     return (
-        "<table><tr><th>SLO</th><th>measured</th><th>threshold</th><th>requests</th>"
+        "<table><tr><th>SLO</th><th>measured</th><th>threshold</th><th>samples</th>"
         f"<th>result</th></tr>{rows}</table>"
     )
 

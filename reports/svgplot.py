@@ -3,8 +3,8 @@
 from dataclasses import dataclass, field
 from html import escape
 
-WIDTH, HEIGHT = 900, 220
-LEFT, RIGHT, TOP, BOTTOM = 60, 20, 28, 30
+WIDTH, HEIGHT = 900, 230
+LEFT, RIGHT, TOP, BOTTOM = 60, 20, 34, 30
 COLOURS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b"]
 
 Point = tuple[float, float]
@@ -35,7 +35,7 @@ def render(chart: Chart) -> str:
 
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {HEIGHT}" class="chart">',
-        f'<text x="{LEFT}" y="16" class="title">{escape(chart.title)}</text>',
+        f'<text x="{LEFT}" y="12" class="title">{escape(chart.title)}</text>',
     ]
     for start, end, label in chart.bands:
         a, b = sx(max(start, x0)), sx(min(end, x1))
@@ -67,7 +67,7 @@ def _axes(x0: float, x1: float, y_max: float, sx, sy, y_label: str) -> list[str]
     out = [
         f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{sy(0):.1f}" y2="{sy(0):.1f}" class="axis"/>',
         f'<line x1="{LEFT}" x2="{LEFT}" y1="{TOP}" y2="{sy(0):.1f}" class="axis"/>',
-        f'<text x="8" y="{TOP + 4}" class="label">{escape(y_label)}</text>',
+        f'<text x="{LEFT}" y="{TOP - 4}" class="label">{escape(y_label)}</text>',
     ]
     for i in range(5):
         y = y_max * i / 4
