@@ -51,8 +51,9 @@ def test_unknown_fault_kind(scenario_file) -> None:
 
 def test_bad_signal_and_unknown_param(scenario_file) -> None:
     bad_signal = error_of(scenario_file, SCENARIO.replace("SIGKILL", "SIGFOO"))
-    assert bad_signal.endswith(":5: faults.0.signal: unknown signal 'SIGFOO' (e.g. SIGKILL, SIGTERM, SIGSEGV, 9)")
-    assert ":5: faults.0.sginal: unknown key" in error_of(scenario_file, SCENARIO.replace("signal:", "sginal:"))
+    assert ":5: faults.0.signal: unknown signal 'SIGFOO'" in bad_signal
+    typo = error_of(scenario_file, SCENARIO.replace("signal:", "sginal:"))
+    assert ":5: faults.0.sginal: unknown key" in typo
 
 
 def spec(**fields: object) -> FaultSpec:

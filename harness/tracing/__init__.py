@@ -1,0 +1,10 @@
+"""Building blocks for Triton request tracing.
+
+- `config`: validate trace settings and turn them into `--trace-config` arguments;
+- `settings`: read and change trace settings at run time (`/v2/trace/setting`);
+- `trace_files`: read Triton-mode JSON trace files incrementally while they are written;
+- `summary`: the per-model latency breakdown and per-trace timeline of those traces;
+- `otlp_receiver`: a small OTLP/HTTP trace collector with failure modes, for OpenTelemetry mode.
+
+Each module stands alone; none of them imports the runner.
+"""
