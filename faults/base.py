@@ -20,6 +20,9 @@ _BUILTIN = {
     "process_kill": "faults.process:ProcessKill",
     "process_freeze": "faults.process:ProcessFreeze",
     "stack_restart": "faults.process:StackRestart",
+    "trace_setting": "faults.trace:TraceSetting",
+    "trace_restart": "faults.trace:TraceRestart",
+    "collector": "faults.trace:Collector",
 }
 
 
@@ -40,6 +43,8 @@ class FaultContext:
     roles: Callable[[], dict[str, list[Any]]]  # role -> live ProcessIds
     restart_stack: Callable[[bool], float]  # graceful? -> seconds until ready again
     rng: random.Random
+    stack: Any = None  # the Stack, for faults that speak its protocols
+    collector: Any = None  # the harness's OTLP receiver, when the run has one
 
 
 class Fault(ABC):

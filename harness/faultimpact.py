@@ -135,6 +135,7 @@ def recovery_metric(data: RunData, metric: str) -> tuple[float | None, int]:
         "restarts": events.count("restarted"),
         "faults_injected": len(impacts),
     }
+    counts["crashes_or_hangs"] = counts["crashes"] + counts["hangs"]
     if metric in counts:
         return float(counts[metric]), len(impacts)
     if metric == "failed_per_fault":

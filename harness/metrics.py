@@ -23,6 +23,7 @@ RECOVERY_METRICS = {
     "failed_per_fault": "most failed requests in one fault's impact window",
     "crashes": "server processes that exited during the run",
     "hangs": "times a live server stopped answering its health probe",
+    "crashes_or_hangs": "crashes + hangs: a crash can end either way (exit, or a live deadlock)",
     "restarts": "restarts made by the restart policy",
     "faults_injected": "faults injected",
 }

@@ -27,6 +27,7 @@ from harness.logpatterns import DEFAULT_LOG_PATTERNS
 from harness.observers.base import Observer, ObserverContext
 from harness.observers.logwatch import LogWatcher
 from harness.observers.prometheus import PrometheusScraper
+from harness.observers.traces import TraceObserver
 from harness.procs import ProcessId
 from harness.progress import Progress
 from harness.restore import RestoreLog
@@ -35,8 +36,10 @@ from harness.scenario import RestartPolicy, Scenario
 from harness.stacks.base import Stack
 from harness.stacks.factory import make_stack
 from harness.stacks.modelzoo import ZOO
+from harness.stacks.ports import free_ports
 from harness.supervisor import Supervisor
 from harness.timeline import plan_timeline
+from harness.tracing.otlp_receiver import OtlpReceiver
 from harness.verdict import Verdict
 from reports.build import write_reports
 
@@ -67,6 +70,7 @@ class Run:
         self.supervisor: Supervisor | None = None
         self.faults: FaultRunner | None = None
         self.observers: list[Observer] = []
+        self.collector: OtlpReceiver | None = None
         self.stop_requested = Event()
         self.stop_signal = ""
         self.show_progress = progress
@@ -103,8 +107,23 @@ class Run:
         self.stop_signal = signal.Signals(sig).name
         self.stop_requested.set()
 
+    def _collector_url(self) -> str | None:
+        """Opentelemetry tracing: start the harness's collector, or pick a port nobody serves."""
+        trace = getattr(self.scenario.stack, "trace", None)
+        if trace is None or trace.mode != "opentelemetry":
+            return None
+        if trace.collector == "absent":
+            return f"127.0.0.1:{free_ports(1)[0]}/v1/traces"
+        if trace.collector != "harness":
+            return None
+        self.collector = OtlpReceiver(keep_spans=20_000)
+        self.collector.start()
+        self.journal.event("collector_started", url=self.collector.url)
+        return str(self.collector.url)
+
     def _start_stack(self) -> None:
-        self.stack = make_stack(self.scenario, self.run_dir / "stack")
+        collector_url = self._collector_url()
+        self.stack = make_stack(self.scenario, self.run_dir / "stack", collector_url)
         self.journal.event("stack_starting", kind=self.scenario.stack.kind)
         self.stack.start()
         self._record_processes()
@@ -125,7 +144,8 @@ class Run:
     def _prepare_faults(self) -> None:
         assert self.stack is not None
         stack = self.stack
-        ctx = FaultContext(roles=stack.roles, restart_stack=self.restart_stack, rng=self.rng)
+        ctx = FaultContext(roles=stack.roles, restart_stack=self.restart_stack, rng=self.rng,
+                           stack=stack, collector=self.collector)
         planned = plan_timeline(self.scenario.faults, self.scenario.load.total_duration, self.rng)
         self.faults = FaultRunner(planned, ctx, self.journal, self.restore)
         try:
@@ -152,6 +172,10 @@ class Run:
         self.observers = [LogWatcher(patterns)]
         if observe.metrics and self.stack.endpoints.metrics:
             self.observers.append(PrometheusScraper(interval_s=observe.metrics_interval))
+        trace = getattr(self.scenario.stack, "trace", None)
+        if trace is not None:
+            trace_file = getattr(self.stack, "trace_file", None) if trace.mode == "triton" else None
+            self.observers.append(TraceObserver(trace_file, self.collector))
         ctx = ObserverContext(self.journal, self.stack)
         for observer in self.observers:
             observer.start(ctx)
@@ -161,6 +185,8 @@ class Run:
         for observer in self.observers:
             self.journal.event("observer_stopped", observer=observer.name, summary=observer.stop())
         self.observers = []
+        if self.collector is not None:
+            self.collector.stop()
 
     def _on_new_process(self, role: str, ident: ProcessId) -> None:
         self.restore.process(role, ident)

@@ -46,11 +46,49 @@ class RestartPolicy(Strict):
     liveness_timeout: Duration | None = None  # kill and restart a server unhealthy this long
 
 
+class TraceSpec(Strict):
+    """Triton's tracing, set at start. The trace file (triton mode) lives in the run folder.
+
+    `collector` (opentelemetry mode): `harness` (the harness's own OTLP receiver, which counts
+    spans and can be made slow, failing or absent by faults), `absent` (a loopback port nothing
+    listens on), or a loopback `host:port/v1/traces` of your own collector.
+    """
+
+    mode: Literal["triton", "opentelemetry"] = "triton"
+    level: str | list[str] = "TIMESTAMPS"
+    rate: int | None = Field(None, ge=1)
+    count: int | None = None
+    log_frequency: int | None = Field(None, ge=0)
+    collector: str = "harness"
+    resource: dict[str, str] | None = None
+    bsp_max_queue_size: int | None = None
+    bsp_schedule_delay: int | None = None
+    bsp_max_export_batch_size: int | None = None
+
+    @model_validator(mode="after")
+    def _valid_for_triton(self) -> "TraceSpec":
+        from harness.tracing.config import parse_trace_config
+
+        parse_trace_config(self.settings(file="/tmp/trace.json", url="127.0.0.1:4318/v1/traces"))
+        return self
+
+    def settings(self, file: str, url: str) -> dict[str, Any]:
+        """The dict `harness.tracing.config` validates, with the harness's file or URL filled in."""
+        values = self.model_dump(exclude_none=True, exclude={"collector"})
+        if self.mode == "triton":
+            values["file"] = file
+            values.setdefault("log_frequency", 100)  # files appear as the run goes, not at exit
+        else:
+            values["url"] = url if self.collector in ("harness", "absent") else self.collector
+        return values
+
+
 class TritonStack(Strict):
     """A real `tritonserver` started by the harness with a model from the built-in zoo."""
 
     kind: Literal["triton"]
     restart: RestartPolicy = Field(default_factory=RestartPolicy)
+    trace: TraceSpec | None = None
     model: str = "identity"
     instances: int = Field(2, ge=1, le=64)
     delay_ms: float = Field(0.0, ge=0)

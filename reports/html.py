@@ -6,6 +6,7 @@ from typing import Any
 from harness.analysis import RunData
 from harness.faultimpact import fault_impacts, fault_intervals
 from reports.svgplot import Chart, render
+from reports.tracing_html import tracing_section
 
 _CSS = """
 body{font-family:system-ui,sans-serif;margin:24px;color:#222;max-width:960px}
@@ -38,11 +39,13 @@ def build_html(summary: dict[str, Any], data: RunData) -> str:
         f" &nbsp;exit {summary['exit_code']} ({escape(summary['exit_name'])}) &mdash; "
         f"{escape(summary['reason'])}</p>",
         _slo_table(summary["slos"]),
+        _story(summary.get("story", [])),
         "<h2>What happened when</h2>",
         "<p class='muted'>Time in seconds from the start of the load; dashed lines are events "
         "(hover for names), shaded bands are windows such as faults.</p>",
         *_charts(data, origin),
         _faults_table(summary.get("faults", []), origin),
+        tracing_section(summary.get("tracing")),
         "<h2>Totals</h2>",
         _totals_table(summary["totals"]),
         _findings(summary["findings"]),
@@ -87,6 +90,12 @@ def _charts(data: RunData, origin: float) -> list[str]:
             "p99": points(lambda s: s["latency_ms"].get("p99")),
         }),
     ]
+
+
+def _story(lines: list[str]) -> str:
+    if not lines:
+        return ""
+    return f"<h2>What was seen</h2><pre>{escape(chr(10).join(lines))}</pre>"
 
 
 def _bands(data: RunData, origin: float) -> list[tuple[float, float, str]]:

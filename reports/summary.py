@@ -6,7 +6,9 @@ from typing import Any
 from harness.analysis import RunData, log_patterns_seen, totals
 from harness.faultimpact import fault_impacts
 from harness.scenario import Scenario
+from harness.tracing.accounting import span_accounting, trace_breakdown
 from harness.verdict import Verdict
+from reports.story import story
 
 SCHEMA = "serving-harness/summary/v1"
 _SERIES_EVENTS = {"second"}
@@ -48,6 +50,8 @@ def build_summary(run_dir: Path, scenario: Scenario, data: RunData, verdict: Ver
         "slos": [result.to_dict() for result in verdict.slos],
         "faults": [impact.to_dict() for impact in fault_impacts(data)],
         "log_patterns": log_patterns_seen(data),
+        "story": story(data),
+        "tracing": _tracing(scenario, data),
         "seed": started.get("seed"),
         "findings": findings(data),
         "events": [_event_row(e) for e in data.events],
@@ -76,3 +80,15 @@ def findings(data: RunData) -> list[str]:
 
 def _event_row(event: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in event.items() if k not in ("type", "wall")}
+
+
+def _tracing(scenario: Scenario, data: RunData) -> dict[str, Any] | None:
+    trace = getattr(scenario.stack, "trace", None)
+    if trace is None:
+        return None
+    settings = trace.model_dump(exclude_none=True)
+    return {
+        "settings": settings,
+        "spans": span_accounting(data, settings),
+        "breakdown": trace_breakdown(data),
+    }

@@ -7,7 +7,7 @@ from harness.scenario import Scenario
 from harness.stacks.base import Stack
 
 
-def make_stack(scenario: Scenario, workdir: Path) -> Stack:
+def make_stack(scenario: Scenario, workdir: Path, collector_url: str | None = None) -> Stack:
     spec = scenario.stack
     if isinstance(spec, ExternalSpec):
         from harness.stacks.external import ExternalStack
@@ -15,4 +15,4 @@ def make_stack(scenario: Scenario, workdir: Path) -> Stack:
         return ExternalStack(spec)
     from harness.stacks.triton import TritonStack
 
-    return TritonStack(spec, workdir)
+    return TritonStack(spec, workdir, collector_url=collector_url)

@@ -19,10 +19,18 @@ STUB_NAME = "triton_python_backend_stub"
 class TritonStack(Stack):
     kind = "triton"
 
-    def __init__(self, spec: TritonSpec, workdir: Path, extra_args: list[str] | None = None):
+    def __init__(
+        self,
+        spec: TritonSpec,
+        workdir: Path,
+        extra_args: list[str] | None = None,
+        collector_url: str | None = None,
+    ):
         self.spec = spec
         self.workdir = workdir
         self.extra_args = extra_args or []
+        self.collector_url = collector_url  # opentelemetry mode: where spans go
+        self.trace_overrides: dict[str, Any] = {}  # set by a restart-with-new-settings fault
         self.process: ManagedProcess | None = None
         self.ports: dict[str, int] = {}
         self.shm = ShmWatch("triton_python_backend_shm_region_")
@@ -74,8 +82,23 @@ class TritonStack(Stack):
             "--allow-gpu-metrics=false",
             "--strict-readiness=true",
             "--exit-on-error=true",
+            *self._trace_args(),
             *self.extra_args,
         ]
+
+    @property
+    def trace_file(self) -> Path:
+        return (self.workdir / "traces" / "trace.json").resolve()
+
+    def _trace_args(self) -> list[str]:
+        from harness.tracing.config import trace_config_args
+
+        if self.spec.trace is None:
+            return []
+        self.trace_file.parent.mkdir(parents=True, exist_ok=True)
+        settings = self.spec.trace.settings(str(self.trace_file), self.collector_url or "")
+        settings.update(self.trace_overrides)
+        return trace_config_args(settings)
 
     def wait_ready(self, timeout: float) -> float:
         assert self.process is not None, "start() first"
@@ -138,6 +161,9 @@ class TritonStack(Stack):
     def describe(self) -> dict[str, Any]:
         info = super().describe()
         info.update(model=self.spec.model, version=self.install.version if self.install else None)
+        if self.spec.trace is not None:
+            info["trace"] = {**self.spec.trace.model_dump(exclude_none=True), **self.trace_overrides}
+            info["trace_url"] = self.collector_url
         if self.process is not None:
             info["pid"] = self.process.pid
         return info

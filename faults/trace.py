@@ -1,0 +1,122 @@
+"""Tracing faults: change trace settings at run time, restart with new ones, break the collector."""
+
+from typing import Any, Literal
+
+from pydantic import Field
+
+from faults.base import Fault, FaultContext, FaultError, FaultParams
+from harness.durations import parse_duration
+from harness.tracing.settings import TraceSettingsClient, normalize
+
+
+class SettingParams(FaultParams):
+    settings: dict[str, str | int | list[str]]
+    model: str | None = None  # None: the global settings
+
+
+def _base_url(ctx: FaultContext) -> str:
+    endpoints = getattr(ctx.stack, "endpoints", None)
+    if endpoints is None or endpoints.http is None:
+        raise FaultError("the stack has no HTTP endpoint for Triton's trace protocol")
+    return str(endpoints.http)
+
+
+class TraceSetting(Fault):
+    """Change trace settings through `/v2/trace/setting` (global or one model); restore after."""
+
+    kind = "trace_setting"
+    params_model = SettingParams
+
+    def validate(self, ctx: FaultContext) -> None:
+        TraceSettingsClient(_base_url(ctx)).get()
+
+    def plan(self, ctx: FaultContext) -> dict[str, Any]:
+        params = self.params
+        assert isinstance(params, SettingParams)
+        base_url = _base_url(ctx)
+        changes = normalize(params.settings)
+        previous = TraceSettingsClient(base_url).save(list(changes), model=params.model)
+        return {"base_url": base_url, "model": params.model, "changes": changes, "previous": previous}
+
+    def inject(self, ctx: FaultContext, plan: dict[str, Any]) -> dict[str, Any]:
+        client = TraceSettingsClient(plan["base_url"])
+        now = client.update(plan["changes"], model=plan["model"])
+        return {"settings_now": {k: now.get(k) for k in plan["changes"]}}
+
+    @classmethod
+    def undo(cls, plan: dict[str, Any]) -> None:
+        TraceSettingsClient(plan["base_url"]).restore(plan["previous"], model=plan["model"])
+
+
+class RestartParams(FaultParams):
+    settings: dict[str, str | int | list[str]]
+
+
+class TraceRestart(Fault):
+    """For settings that cannot change at run time: restart the stack with them, and back."""
+
+    kind = "trace_restart"
+    params_model = RestartParams
+
+    def validate(self, ctx: FaultContext) -> None:
+        if not hasattr(ctx.stack, "trace_overrides"):
+            raise FaultError("trace_restart needs a Triton stack with `trace` set")
+
+    def plan(self, ctx: FaultContext) -> dict[str, Any]:
+        params = self.params
+        assert isinstance(params, RestartParams)
+        return {"settings": dict(params.settings), "previous": dict(ctx.stack.trace_overrides)}
+
+    def inject(self, ctx: FaultContext, plan: dict[str, Any]) -> dict[str, Any]:
+        ctx.stack.trace_overrides = {**plan["previous"], **plan["settings"]}
+        return {"ready_after_s": round(ctx.restart_stack(True), 3)}
+
+    def restore(self, ctx: FaultContext, plan: dict[str, Any]) -> None:
+        ctx.stack.trace_overrides = dict(plan["previous"])
+        ctx.restart_stack(True)
+
+
+class CollectorParams(FaultParams):
+    mode: Literal["slow", "error", "down"]
+    delay: float = Field(0.5, ge=0)  # seconds per export, for `slow`
+    status: int = Field(503, ge=400, le=599)  # for `error`
+
+    def __init__(self, **data: Any):
+        if isinstance(data.get("delay"), str):
+            data["delay"] = parse_duration(data["delay"])
+        super().__init__(**data)
+
+
+class Collector(Fault):
+    """Make the harness's OTLP collector slow, failing, or absent; healthy again on restore.
+
+    The collector lives in the harness process, so nothing is left to undo after a SIGKILL.
+    """
+
+    kind = "collector"
+    params_model = CollectorParams
+
+    def validate(self, ctx: FaultContext) -> None:
+        if ctx.collector is None:
+            raise FaultError("collector faults need `stack.trace: {mode: opentelemetry, collector: harness}`")
+
+    def plan(self, ctx: FaultContext) -> dict[str, Any]:
+        params = self.params
+        assert isinstance(params, CollectorParams)
+        return {"mode": params.mode, "delay": params.delay, "status": params.status}
+
+    def inject(self, ctx: FaultContext, plan: dict[str, Any]) -> dict[str, Any]:
+        receiver = ctx.collector
+        if plan["mode"] == "slow":
+            receiver.set_slow(plan["delay"])
+        elif plan["mode"] == "error":
+            receiver.set_error(plan["status"])
+        else:
+            receiver.stop()
+        return {"collector": plan["mode"]}
+
+    def restore(self, ctx: FaultContext, plan: dict[str, Any]) -> None:
+        receiver = ctx.collector
+        if not receiver.running:
+            receiver.start()
+        receiver.set_healthy()

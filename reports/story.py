@@ -1,0 +1,64 @@
+"""What happened, in a few plain lines: the run's key events in order, on the load's clock."""
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+from harness.analysis import RunData
+
+Phrase = Callable[[dict[str, Any]], str | None]
+
+
+def _exited(e: dict[str, Any]) -> str | None:
+    if e.get("planned"):
+        return None
+    how = e.get("signal") or f"exit code {e.get('exit_code')}"
+    return f"{e['role']} process {e['pid']} exited ({how})"
+
+
+def _short(line: Any) -> str:
+    """A log line without the source-file prefix C++ loggers put first."""
+    return re.sub(r"File: \S+:\d+ ", "", str(line))[:120]
+
+
+_PHRASES: dict[str, Phrase] = {
+    "stack_ready": lambda e: f"stack {'up again' if e.get('restart') else 'ready'} after {e.get('startup_s')}s",
+    "load_started": lambda e: f"load started ({e.get('user')})",
+    "fault_injected": lambda e: f"fault {e['id']} injected: {e.get('name') or e['kind']}",
+    "fault_failed": lambda e: f"fault {e['id']} failed: {e.get('error')}",
+    "log_match": lambda e: f"first '{e['pattern']}' in the {e.get('role')} log: {_short(e.get('line'))}",
+    "process_exited": _exited,
+    "hang_detected": lambda e: (
+        f"server process {e['pid']} alive ({e.get('process_status')}) but not answering its health probe"
+    ),
+    "degraded": lambda e: f"serving with errors: error rate {e.get('error_rate')} ({e.get('errors')})",
+    "recovered": lambda e: f"recovered from {e.get('after')} after {e.get('downtime_s')}s",
+    "restarting": lambda e: f"restart policy: restart {e.get('attempt')} in {e.get('backoff_s')}s",
+    "liveness_kill": lambda e: f"liveness timeout: server {e.get('pid')} killed",
+    "load_stopped": lambda e: "load stopped",
+    "interrupted": lambda e: f"run interrupted by {e.get('signal')}",
+    "stack_failed": lambda e: f"stack failed: {e.get('error')}",
+}
+MAX_LINES = 25
+_WITH_REQUEST_COUNT = {"log_match", "process_exited", "hang_detected", "fault_injected"}
+
+
+def _requests_before(data: RunData, t: float) -> int:
+    """Requests completed before `t`, to the second."""
+    return sum(r["requests"] for r in data.seconds if r["t"] + 1 <= t)
+
+
+def story(data: RunData) -> list[str]:
+    origin = data.load_start or 0.0
+    lines = []
+    for event in data.events:
+        phrase = _PHRASES.get(event["event"])
+        text = phrase(event) if phrase else None
+        if text and event["event"] in _WITH_REQUEST_COUNT:
+            text += f" (after {_requests_before(data, event['t'])} requests)"
+        if text:
+            lines.append(f"{event['t'] - origin:+7.2f}s  {text}")
+    if len(lines) > MAX_LINES:
+        hidden = len(lines) - MAX_LINES
+        lines = lines[: MAX_LINES - 5] + [f"   ... {hidden} more events ..."] + lines[-5:]
+    return lines
