@@ -22,7 +22,7 @@ def _short(line: Any) -> str:
 
 
 _PHRASES: dict[str, Phrase] = {
-    "stack_ready": lambda e: f"stack {'up again' if e.get('restart') else 'ready'} after {e.get('startup_s')}s",
+    "stack_ready": lambda e: f"stack {'up again' if e.get('restart') else 'ready'} in {e.get('startup_s')}s",
     "load_started": lambda e: f"load started ({e.get('user')})",
     "fault_injected": lambda e: f"fault {e['id']} injected: {e.get('name') or e['kind']}",
     "fault_failed": lambda e: f"fault {e['id']} failed: {e.get('error')}",
