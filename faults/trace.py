@@ -43,6 +43,14 @@ class TraceSetting(Fault):
         now = client.update(plan["changes"], model=plan["model"])
         return {"settings_now": {k: now.get(k) for k in plan["changes"]}}
 
+    def restore(self, ctx: FaultContext, plan: dict[str, Any]) -> None:
+        self.undo(plan)
+        now = TraceSettingsClient(plan["base_url"]).get(model=plan["model"])
+        saved = {k: v for k, v in plan["previous"].items() if v is not None}  # None: inherited
+        differs = {k: now.get(k) for k, v in saved.items() if now.get(k) != v}
+        if differs:
+            raise FaultError(f"trace settings read back after restore differ: {differs}")
+
     @classmethod
     def undo(cls, plan: dict[str, Any]) -> None:
         TraceSettingsClient(plan["base_url"]).restore(plan["previous"], model=plan["model"])

@@ -3,7 +3,6 @@
 Every model forbids unknown keys, so a typo is an error rather than a silently ignored setting.
 """
 
-import ipaddress
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -24,6 +23,7 @@ from harness import metrics
 from harness.durations import parse_duration
 from harness.errors import UsageError
 from harness.logpatterns import DEFAULT_LOG_PATTERNS
+from harness.loopback import is_loopback
 from harness.stacks.modelzoo import ZOO
 from harness.stacks.roles import STACK_ROLES
 from harness.users import known_users
@@ -120,25 +120,17 @@ class ExternalStack(Strict):
         host = urlsplit(value).hostname
         if host is None:
             raise ValueError(f"not a URL: {value!r}")
-        if not _is_loopback(host):
+        if not is_loopback(host):
             raise ValueError(f"{host} is not a loopback address; load goes to 127.0.0.0/8 or ::1")
         return value.rstrip("/")
 
     @field_validator("grpc_url")
     @classmethod
     def _grpc_loopback_only(cls, value: str | None) -> str | None:
-        if value is not None and not _is_loopback(value.rsplit(":", 1)[0].strip("[]")):
+        if value is not None and not is_loopback(value.rsplit(":", 1)[0].strip("[]")):
             raise ValueError(f"{value} is not a loopback address")
         return value
 
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 StackSpec = Annotated[TritonStack | ExternalStack, Field(discriminator="kind")]

@@ -47,6 +47,8 @@ def span_accounting(data: RunData, trace: dict[str, Any]) -> dict[str, Any] | No
         expected = min(expected, int(count))
     received = {kind: int(collector["spans_by_kind"].get(kind, 0)) for kind in SPAN_KINDS}
     rejected = int(collector.get("spans_rejected", 0))
+    lost_total = sum(max(expected - n, 0) for n in received.values())
+    dropped = log_count(data, "dropped_span")
     return {
         "server_requests": handled,
         "requests_from": source,
@@ -55,8 +57,12 @@ def span_accounting(data: RunData, trace: dict[str, Any]) -> dict[str, Any] | No
         "received": received,
         "lost": {kind: max(expected - n, 0) for kind, n in received.items()},
         "lost_fraction": round(1 - received["request"] / expected, 4) if expected else None,
+        "lost_total": lost_total,
         "rejected_by_collector": rejected,
-        "dropped_span_warnings": log_count(data, "dropped_span"),
+        "dropped_span_warnings": dropped,
+        # Each `queue is full - dropping span` line is one span of any kind, so with a clean
+        # shutdown (the exporter flushes its queue and its log) lost == dropped + refused.
+        "unexplained_loss": lost_total - dropped - rejected,
         "exports": collector.get("exports"),
         "note": "assumes the trace rate did not change during the run",
     }

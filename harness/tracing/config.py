@@ -21,11 +21,12 @@ TENSORS is not supported in opentelemetry mode; settings of one mode are refused
 """
 
 import difflib
-import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
+
+from harness.loopback import is_loopback
 
 MODES = ("triton", "opentelemetry")
 LEVELS = ("TIMESTAMPS", "TENSORS", "OFF")
@@ -233,18 +234,10 @@ def _url(value: Any, loopback_only: bool) -> str:
         raise ValueError(f"opentelemetry url has no host: {url!r}")
     if port is None:
         raise ValueError(f"opentelemetry url needs an explicit port: {url!r}")
-    if loopback_only and not _is_loopback(parts.hostname):
+    if loopback_only and not is_loopback(parts.hostname):
         raise ValueError(f"opentelemetry url host {parts.hostname} is not a loopback address")
     return url
 
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _resource(value: Any) -> tuple[tuple[str, str], ...]:
