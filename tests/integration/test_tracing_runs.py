@@ -44,7 +44,7 @@ def test_trace_rate_and_level_toggled_under_load_then_restored(tmp_path: Path) -
     start, end = injected["t"], restored["t"]
     during = _traced_between(traces, start + 1, end - 0.5)
     after = _traced_between(traces, end + 1.5, end + 3.5)
-    assert during < 30 and after > 200, (during, after)
+    assert during < 30 and after > 100, (during, after)  # files are written 50 traces at a time
     breakdown = summary["tracing"]["breakdown"]
     (http,) = [m for m in breakdown["models"] if m["protocol"] == "http"]
     assert http["trace_count"] > 1000 and http["us"]["compute_infer"]["p50"] > 0
