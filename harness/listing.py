@@ -8,11 +8,6 @@ from harness.exitcodes import ExitCode
 from harness.stacks.modelzoo import ZOO
 from harness.users import known_users
 
-STACK_KINDS = {
-    "triton": "real tritonserver from the nvidia-pytriton wheel, model from the zoo",
-    "external": "an already-running server at a loopback URL",
-}
-
 
 def sections(what: str, scenario_dir: Path) -> Iterator[tuple[str, list[str]]]:
     if what in ("all", "scenarios"):
@@ -20,11 +15,21 @@ def sections(what: str, scenario_dir: Path) -> Iterator[tuple[str, list[str]]]:
     if what in ("all", "users"):
         yield "users", [f"{name}  ({target})" for name, target in sorted(known_users().items())]
     if what in ("all", "stacks"):
-        yield "stacks", [f"{kind}  {text}" for kind, text in STACK_KINDS.items()]
+        yield "stacks", list(_stacks())
     if what in ("all", "models"):
         yield "models", [f"{name}  {m.datatype}{list(m.dims)}" for name, m in ZOO.items()]
     if what in ("all", "exit-codes"):
         yield "exit codes", [f"{int(code)}  {code.name}" for code in ExitCode]
+
+
+def _stacks() -> Iterator[str]:
+    from harness.stacks.registry import stack_spec_classes
+
+    for cls in stack_spec_classes():
+        kind = cls.model_fields["kind"].annotation.__args__[0]  # type: ignore[union-attr]
+        summary = (cls.__doc__ or "").strip().splitlines()[0]
+        roles = ", ".join(cls.ROLES) or "none"
+        yield f"{kind}  {summary} (roles: {roles})"
 
 
 def _scenarios(folder: Path) -> Iterator[str]:

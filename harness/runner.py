@@ -22,7 +22,6 @@ from harness.faultrun import FaultRunner
 from harness.journal import Journal
 from harness.load.driver import LoadDriver
 from harness.load.recorder import Recorder
-from harness.load.target import Target
 from harness.logpatterns import DEFAULT_LOG_PATTERNS
 from harness.observers.base import Observer, ObserverContext
 from harness.observers.logwatch import LogWatcher
@@ -32,10 +31,8 @@ from harness.procs import ProcessId
 from harness.progress import Progress
 from harness.restore import RestoreLog
 from harness.rundir import make_run_dir
-from harness.scenario import RestartPolicy, Scenario
+from harness.scenario import Scenario
 from harness.stacks.base import Stack
-from harness.stacks.factory import make_stack
-from harness.stacks.modelzoo import ZOO
 from harness.stacks.ports import free_ports
 from harness.supervisor import Supervisor
 from harness.timeline import plan_timeline
@@ -123,7 +120,7 @@ class Run:
 
     def _start_stack(self) -> None:
         collector_url = self._collector_url()
-        self.stack = make_stack(self.scenario, self.run_dir / "stack", collector_url)
+        self.stack = self.scenario.stack.build(self.run_dir / "stack", collector_url)
         self.journal.event("stack_starting", kind=self.scenario.stack.kind)
         self.stack.start()
         self._record_processes()
@@ -155,11 +152,10 @@ class Run:
 
     def _start_supervisor(self) -> None:
         assert self.stack is not None
-        policy = getattr(self.scenario.stack, "restart", None)
         self.supervisor = Supervisor(
             self.stack,
             self.journal,
-            policy or RestartPolicy.model_validate({}),
+            self.scenario.stack.restart,
             self.restart_stack,
             self._on_new_process,
         )
@@ -215,7 +211,7 @@ class Run:
         self._prepare_faults()
         self._start_supervisor()
         self._start_observers()
-        self.driver = LoadDriver(spec, self._target(), self.recorder)
+        self.driver = LoadDriver(spec, self.stack.target(spec.request_timeout), self.recorder)
         progress = Progress(spec.total_duration) if self.show_progress else None
         self.journal.event("load_started", user=spec.user, open_model=spec.open_model)
         started = self.journal.now()
@@ -253,22 +249,6 @@ class Run:
         for record in self.recorder.pop_complete(everything=True):
             self.journal.second(record)
         self.journal.event("load_stopped", **summary)
-
-    def _target(self) -> Target:
-        assert self.stack is not None
-        spec = self.scenario.stack
-        endpoints = self.stack.endpoints
-        model = ZOO.get(spec.model) if spec.kind == "triton" else None
-        return Target(
-            http_url=endpoints.http,
-            grpc_url=endpoints.grpc,
-            model=spec.model,
-            input_name=model.input_name if model else "INPUT0",
-            output_name=model.output_name if model else "OUTPUT0",
-            datatype=model.datatype if model else "FP32",
-            shape=(1, *model.dims) if model else (1, 4),
-            request_timeout=self.scenario.load.request_timeout,
-        )
 
     def _teardown(self) -> None:
         """Always runs: restore faults, stop load and watchers, stop the stack, close the journal."""

@@ -5,13 +5,9 @@ Every model forbids unknown keys, so a typo is an error rather than a silently i
 
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
 from pydantic import (
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
     Field,
     ValidationError,
     ValidationInfo,
@@ -20,120 +16,28 @@ from pydantic import (
 )
 
 from harness import metrics
-from harness.durations import parse_duration
 from harness.errors import UsageError
 from harness.logpatterns import DEFAULT_LOG_PATTERNS
-from harness.loopback import is_loopback
-from harness.stacks.modelzoo import ZOO
-from harness.stacks.roles import STACK_ROLES
+from harness.specbase import Duration, RestartPolicy, StackSpecBase, Strict
+from harness.stacks.external_spec import ExternalSpec
+from harness.stacks.registry import stack_spec_classes
+from harness.stacks.triton_spec import TraceSpec, TritonSpec
 from harness.users import known_users
 from harness.yamlsrc import YamlSource, load_yaml
 
-Duration = Annotated[float, BeforeValidator(parse_duration)]
+# Every registered stack kind, told apart by `kind` (pydantic names the field on errors).
+if TYPE_CHECKING:
+    StackSpec = StackSpecBase
+else:
+    StackSpec = Annotated[Union[tuple(stack_spec_classes())], Field(discriminator="kind")]  # noqa: UP007
 
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class RestartPolicy(Strict):
-    """What a supervisor (Kubernetes, systemd) would do when the server dies or hangs."""
-
-    policy: Literal["never", "on-failure"] = "never"
-    backoff: Duration = 1.0  # first wait before a restart; doubles each time
-    max_backoff: Duration = 30.0
-    max_restarts: int = Field(5, ge=0)
-    liveness_timeout: Duration | None = None  # kill and restart a server unhealthy this long
-
-
-class TraceSpec(Strict):
-    """Triton's tracing, set at start. The trace file (triton mode) lives in the run folder.
-
-    `collector` (opentelemetry mode): `harness` (the harness's own OTLP receiver, which counts
-    spans and can be made slow, failing or absent by faults), `absent` (a loopback port nothing
-    listens on), or a loopback `host:port/v1/traces` of your own collector.
-    """
-
-    mode: Literal["triton", "opentelemetry"] = "triton"
-    level: str | list[str] = "TIMESTAMPS"
-    rate: int | None = Field(None, ge=1)
-    count: int | None = None
-    log_frequency: int | None = Field(None, ge=0)
-    collector: str = "harness"
-    resource: dict[str, str] | None = None
-    bsp_max_queue_size: int | None = None
-    bsp_schedule_delay: int | None = None
-    bsp_max_export_batch_size: int | None = None
-
-    @model_validator(mode="after")
-    def _valid_for_triton(self) -> "TraceSpec":
-        from harness.tracing.config import parse_trace_config
-
-        parse_trace_config(self.settings(file="/tmp/trace.json", url="127.0.0.1:4318/v1/traces"))
-        return self
-
-    def settings(self, file: str, url: str) -> dict[str, Any]:
-        """The dict `harness.tracing.config` validates, with the harness's file or URL filled in."""
-        values = self.model_dump(exclude_none=True, exclude={"collector"})
-        if self.mode == "triton":
-            values["file"] = file
-            values.setdefault("log_frequency", 100)  # files appear as the run goes, not at exit
-        else:
-            values["url"] = url if self.collector in ("harness", "absent") else self.collector
-        return values
-
-
-class TritonStack(Strict):
-    """A real `tritonserver` started by the harness with a model from the built-in zoo."""
-
-    kind: Literal["triton"]
-    restart: RestartPolicy = Field(default_factory=RestartPolicy)
-    trace: TraceSpec | None = None
-    model: str = "identity"
-    instances: int = Field(2, ge=1, le=64)
-    delay_ms: float = Field(0.0, ge=0)
-    max_batch_size: int = Field(8, ge=0)
-    startup_timeout: Duration = 120.0
-    stop_timeout: Duration = 10.0
-
-    @field_validator("model")
-    @classmethod
-    def _model_in_zoo(cls, value: str) -> str:
-        if value not in ZOO:
-            raise ValueError(f"unknown model {value!r} (the model zoo has: {', '.join(ZOO)})")
-        return value
-
-
-class ExternalStack(Strict):
-    """A server that already runs; the harness starts and stops nothing."""
-
-    kind: Literal["external"]
-    url: str
-    grpc_url: str | None = None
-    model: str
-    ready_path: str = "/v2/health/ready"
-    startup_timeout: Duration = 30.0
-
-    @field_validator("url")
-    @classmethod
-    def _loopback_only(cls, value: str) -> str:
-        host = urlsplit(value).hostname
-        if host is None:
-            raise ValueError(f"not a URL: {value!r}")
-        if not is_loopback(host):
-            raise ValueError(f"{host} is not a loopback address; load goes to 127.0.0.0/8 or ::1")
-        return value.rstrip("/")
-
-    @field_validator("grpc_url")
-    @classmethod
-    def _grpc_loopback_only(cls, value: str | None) -> str | None:
-        if value is not None and not is_loopback(value.rsplit(":", 1)[0].strip("[]")):
-            raise ValueError(f"{value} is not a loopback address")
-        return value
-
-
-
-StackSpec = Annotated[TritonStack | ExternalStack, Field(discriminator="kind")]
+# Names other modules and older scenarios' code use.
+TritonStack = TritonSpec
+ExternalStack = ExternalSpec
+__all__ = [
+    "Duration", "ExternalStack", "FaultSpec", "LoadSpec", "Observe", "RestartPolicy", "Scenario", "Slo",
+    "Stage", "StackSpecBase", "TraceSpec", "TritonStack", "Window", "load_scenario",
+]
 
 
 class Stage(Strict):
@@ -336,7 +240,7 @@ class Scenario(Strict):
         stack = info.data.get("stack")
         if stack is None:
             return faults
-        roles = STACK_ROLES[stack.kind]
+        roles = type(stack).ROLES
         for i, fault in enumerate(faults):
             role = fault.params.get("role")
             if role is not None and role not in roles:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from harness.load.target import Target
 from harness.procs import ProcessId
 
 
@@ -65,6 +66,12 @@ class Stack(ABC):
     @abstractmethod
     def health(self, timeout: float = 0.5) -> Health:
         """One quick readiness probe."""
+
+    def target(self, request_timeout: float) -> Target:
+        """What user classes send requests to; stacks with a fixed model add its tensors."""
+        endpoints = self.endpoints
+        model = getattr(self, "model_name", "")
+        return Target(endpoints.http, endpoints.grpc, model, request_timeout=request_timeout)
 
     def exit_code(self, role: str, ident: ProcessId) -> int | None:
         """How a process of this stack ended, where the stack can know (its own children)."""

@@ -5,8 +5,8 @@ from pathlib import Path
 
 from harness.errors import StackFailed
 from harness.procs import ProcessId
-from harness.scenario import ExternalStack as ExternalSpec
 from harness.stacks.base import Endpoints, Health, Stack, StopReport, probe_http
+from harness.stacks.external_spec import ExternalSpec
 
 
 class ExternalStack(Stack):

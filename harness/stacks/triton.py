@@ -5,13 +5,14 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import StackFailed
+from harness.load.target import Target
 from harness.procs import ManagedProcess, ProcessId, tail
-from harness.scenario import TritonStack as TritonSpec
 from harness.stacks.base import Endpoints, Health, Stack, StopReport, probe_http
 from harness.stacks.modelzoo import ZOO, ModelOptions
 from harness.stacks.ports import free_ports
 from harness.stacks.shm import ShmWatch
 from harness.stacks.triton_install import TritonInstall, cache_root
+from harness.stacks.triton_spec import TritonSpec
 
 STUB_NAME = "triton_python_backend_stub"
 
@@ -122,6 +123,19 @@ class TritonStack(Stack):
 
     def health(self, timeout: float = 0.5) -> Health:
         return probe_http(f"{self.endpoints.http}/v2/health/ready", timeout)
+
+    def target(self, request_timeout: float) -> Target:
+        model = ZOO[self.spec.model]
+        return Target(
+            http_url=self.endpoints.http,
+            grpc_url=self.endpoints.grpc,
+            model=self.spec.model,
+            input_name=model.input_name,
+            output_name=model.output_name,
+            datatype=model.datatype,
+            shape=(1, *model.dims),
+            request_timeout=request_timeout,
+        )
 
     def exit_code(self, role: str, ident: ProcessId) -> int | None:
         if role == "server" and self.process is not None and ident.pid == self.process.pid:

@@ -1,0 +1,74 @@
+"""Scenario settings of the `triton` stack kind: model from the zoo, instances, tracing."""
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from harness.specbase import StackSpecBase, Strict
+from harness.stacks.modelzoo import ZOO
+
+if TYPE_CHECKING:
+    from harness.stacks.base import Stack
+
+
+class TraceSpec(Strict):
+    """Triton's tracing, set at start. The trace file (triton mode) lives in the run folder.
+
+    `collector` (opentelemetry mode): `harness` (the harness's own OTLP receiver, which counts
+    spans and can be made slow, failing or absent by faults), `absent` (a loopback port nothing
+    listens on), or a loopback `host:port/v1/traces` of your own collector.
+    """
+
+    mode: Literal["triton", "opentelemetry"] = "triton"
+    level: str | list[str] = "TIMESTAMPS"
+    rate: int | None = Field(None, ge=1)
+    count: int | None = None
+    log_frequency: int | None = Field(None, ge=0)
+    collector: str = "harness"
+    resource: dict[str, str] | None = None
+    bsp_max_queue_size: int | None = None
+    bsp_schedule_delay: int | None = None
+    bsp_max_export_batch_size: int | None = None
+
+    @model_validator(mode="after")
+    def _valid_for_triton(self) -> "TraceSpec":
+        from harness.tracing.config import parse_trace_config
+
+        parse_trace_config(self.settings(file="/tmp/trace.json", url="127.0.0.1:4318/v1/traces"))
+        return self
+
+    def settings(self, file: str, url: str) -> dict[str, Any]:
+        """The dict `harness.tracing.config` validates, with the harness's file or URL filled in."""
+        values = self.model_dump(exclude_none=True, exclude={"collector"})
+        if self.mode == "triton":
+            values["file"] = file
+            values.setdefault("log_frequency", 100)  # files appear as the run goes, not at exit
+        else:
+            values["url"] = url if self.collector in ("harness", "absent") else self.collector
+        return values
+
+
+class TritonSpec(StackSpecBase):
+    """A real `tritonserver` started by the harness with a model from the built-in zoo."""
+
+    ROLES: ClassVar[tuple[str, ...]] = ("server", "stub")
+
+    kind: Literal["triton"]
+    trace: TraceSpec | None = None
+    model: str = "identity"
+    instances: int = Field(2, ge=1, le=64)
+    delay_ms: float = Field(0.0, ge=0)
+    max_batch_size: int = Field(8, ge=0)
+
+    @field_validator("model")
+    @classmethod
+    def _model_in_zoo(cls, value: str) -> str:
+        if value not in ZOO:
+            raise ValueError(f"unknown model {value!r} (the model zoo has: {', '.join(ZOO)})")
+        return value
+
+    def build(self, workdir: Path, collector_url: str | None = None) -> "Stack":
+        from harness.stacks.triton import TritonStack
+
+        return TritonStack(self, workdir, collector_url=collector_url)
