@@ -105,3 +105,27 @@ def _wait_for_event(runs: Path, name: str, timeout: float = 60) -> Path:
                 return run_dir
         time.sleep(0.2)
     raise AssertionError(f"no {name} event")
+
+
+def test_sigterm_mid_freeze_restores_before_exit(tmp_path: Path) -> None:
+    scenario = tmp_path / "freeze-term.yaml"
+    scenario.write_text(
+        "name: freeze-term\nstack: {kind: triton}\n"
+        "load: {user: triton_http, users: 4, duration: 60s, request_timeout: 1s}\n"
+        "faults: [{kind: process_freeze, at: 2s, duration: 50s, role: server}]\n", encoding="utf-8")
+    proc = subprocess.Popen([*HARNESS, "run", str(scenario), "--runs-dir", "runs", "--no-progress"],
+                            cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    run_dir = _wait_for_event(tmp_path / "runs", "fault_injected")
+    server = psutil.Process(next(e for e in events(run_dir, "stack_ready"))["stack"]["pid"])
+    assert server.status() == psutil.STATUS_STOPPED
+    time.sleep(2)  # long enough for the supervisor to call it a hang
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(60) == ExitCode.INTERRUPTED
+    restored = events(run_dir, "fault_restored")
+    assert restored and restored[0]["error"] is None
+    ops = [r["op"] for r in read_restore(run_dir)]
+    assert "restored" in ops and ops[-1] == "processes_stopped"
+    stopped = events(run_dir, "stack_stopped")[-1]["report"]["exits"]["server"]
+    assert stopped["exit_code"] is not None and not server.is_running()
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["verdict"] == "interrupted" and summary["faults"][0]["detected_by"] == "hang_detected"

@@ -87,3 +87,24 @@ def test_signal11_reproduction_ends_by_itself_and_says_which(tmp_path: Path) -> 
         lost = summary["log_patterns"]["spans_lost"]
         fatal = summary["log_patterns"]["fatal_signal"]
         assert lost["first_t"] <= fatal["first_t"]
+
+
+def test_collector_down_then_back_loses_spans_and_recovers(tmp_path: Path) -> None:
+    scenario = tmp_path / "down.yaml"
+    scenario.write_text(
+        "name: down\n"
+        "stack: {kind: triton,\n"
+        "        trace: {mode: opentelemetry, level: TIMESTAMPS, rate: 10, collector: harness,\n"
+        "                bsp_schedule_delay: 200}}\n"
+        "load: {user: triton_http, users: 8, duration: 12s}\n"
+        "faults: [{kind: collector, at: 3s, duration: 4s, mode: down}]\n"
+        "slo: ['error_rate < 0.001', 'crashes_or_hangs < 1']\n", encoding="utf-8")
+    code, run_dir, summary = run(tmp_path, scenario)
+    assert code == ExitCode.PASS, summary["reason"]
+    spans = summary["tracing"]["spans"]
+    assert spans["lost_fraction"] > 0.05, spans  # spans exported while nobody listened are gone
+    records = read_journal(run_dir / "journal.jsonl")
+    restored_t = next(r["t"] for r in records if r.get("event") == "fault_restored")
+    samples = [(r["t"], r["values"].get("spans_request", 0)) for r in records if r.get("name") == "spans"]
+    after = [n for t, n in samples if t > restored_t + 1]
+    assert after and after[-1] > after[0]  # spans arrive again once the collector is back
