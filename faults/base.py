@@ -23,6 +23,13 @@ _BUILTIN = {
     "trace_setting": "faults.trace:TraceSetting",
     "trace_restart": "faults.trace:TraceRestart",
     "collector": "faults.trace:Collector",
+    "container_restart": "faults.container:ContainerRestart",
+    "container_kill": "faults.container:ContainerKill",
+    "container_stop": "faults.container:ContainerStop",
+    "container_pause": "faults.container:ContainerPause",
+    "container_update": "faults.container:ContainerUpdate",
+    "memory_limit": "faults.memory_limit:MemoryLimit",
+    "memory_stress": "faults.memory_stress:MemoryStress",
 }
 
 
@@ -45,6 +52,7 @@ class FaultContext:
     rng: random.Random
     stack: Any = None  # the Stack, for faults that speak its protocols
     collector: Any = None  # the harness's OTLP receiver, when the run has one
+    journal: Any = None  # the run's Journal, for faults that change things on their own timeline
 
 
 class Fault(ABC):

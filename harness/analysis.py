@@ -108,6 +108,22 @@ def measure(data: RunData, metric: str, window: Window | str = "all") -> Measure
         return Measured(value, faults)
     if metric.startswith("log."):
         return Measured(float(log_count(data, metric[4:])), 1)
+    if metric in metrics.MEMORY_METRICS:
+        from harness.memory.measures import measure_memory
+
+        return Measured(*measure_memory(data, metric))
+    if metric in metrics.CONTAINER_METRICS:
+        from harness.containerimpact import container_metric
+
+        return Measured(*container_metric(data, metric))
+    if metric in metrics.TORCHSERVE_METRICS:
+        from harness.torchserve.measures import measure_torchserve
+
+        return Measured(*measure_torchserve(data, metric))
+    if metric in metrics.LLM_NAMED or metrics.LLM_METRIC.match(metric):
+        from harness.llmmetrics import measure_named
+
+        return Measured(*measure_named(data, metric, window))
     records, span = records_in(data, window)
     requests = sum(r["requests"] for r in records)
     ok = sum(r["ok"] for r in records)

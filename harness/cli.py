@@ -37,6 +37,10 @@ def _parser() -> argparse.ArgumentParser:
     report = sub.add_parser("report", help="rebuild a run's reports from its journal")
     report.add_argument("run_dir", type=Path)
     report.set_defaults(func=cmd_report)
+    compare = sub.add_parser("compare", help="runs side by side: error window, failed requests, recovery")
+    compare.add_argument("run_dirs", type=Path, nargs="+")
+    compare.add_argument("--html", type=Path, help="also write the comparison as a self-contained page")
+    compare.set_defaults(func=cmd_compare)
     listing = sub.add_parser("list", help="list scenarios, user classes, stacks, models, exit codes")
     listing.add_argument("what", nargs="?", default="all",
                          choices=["all", "scenarios", "users", "stacks", "models", "exit-codes"])
@@ -99,6 +103,12 @@ def cmd_cleanup(args: argparse.Namespace) -> int:
         print(action)
     print(f"cleanup: {len(actions)} action(s); nothing left to undo")
     return int(ExitCode.PASS)
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from harness.compare import run_compare
+
+    return run_compare(args.run_dirs, args.html)
 
 
 def cmd_list(args: argparse.Namespace) -> int:

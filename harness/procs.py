@@ -105,7 +105,11 @@ class ManagedProcess:
             try:
                 for child in proc.children(recursive=True):
                     try:
-                        self.descendants.setdefault(child.pid, ProcessId.of(child))
+                        known = self.descendants.get(child.pid)
+                        # A PID seen before but with another start time was reused (PIDs wrap fast
+                        # on busy hosts): the old process is gone, this is a new descendant.
+                        if known is None or abs(known.create_time - child.create_time()) > 0.01:
+                            self.descendants[child.pid] = ProcessId.of(child)
                     except psutil.Error:
                         continue
             except psutil.Error:

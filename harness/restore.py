@@ -31,6 +31,10 @@ class RestoreLog:
     def processes_stopped(self) -> None:
         self._append({"op": "processes_stopped"})
 
+    def resource(self, undo: str, plan: dict[str, Any]) -> None:
+        """Something a stack makes besides processes; `undo` (`module:function`) removes it."""
+        self._append({"op": "resource", "undo": undo, "plan": plan})
+
     def fault_planned(self, fault_id: str, kind: str, plan: dict[str, Any]) -> None:
         self._append({"op": "fault", "id": fault_id, "kind": kind, "plan": plan})
 
@@ -65,6 +69,9 @@ def cleanup(run_dir: Path) -> list[str]:
         if record["op"] == "fault" and record["id"] not in restored and record["kind"] in known_faults():
             fault_class(record["kind"]).undo(record["plan"])
             done.append(f"undid fault {record['id']} ({record['kind']})")
+    for record in records:
+        if record["op"] == "resource":
+            done += _undo_resource(record["undo"], record["plan"])
     stopped_at = max((i for i, r in enumerate(records) if r["op"] == "processes_stopped"), default=-1)
     idents = [
         ProcessId(r["pid"], r["create_time"], r.get("name", ""))
@@ -80,3 +87,13 @@ def cleanup(run_dir: Path) -> list[str]:
         handle.write(json.dumps({"op": "processes_stopped", "by": "cleanup"}) + "\n")
         handle.write(json.dumps({"op": "cleanup_done", "actions": done}) + "\n")
     return done
+
+
+def _undo_resource(undo: str, plan: dict[str, Any]) -> list[str]:
+    """Call a stack's undo function (idempotent: it reports only what it found and removed)."""
+    from importlib import import_module
+
+    module_name, _, attr = undo.partition(":")
+    if not module_name.startswith("harness."):  # a record names only the harness's own code
+        return [f"skipped {undo!r}: not a harness function"]
+    return list(getattr(import_module(module_name), attr)(plan))

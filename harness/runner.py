@@ -23,6 +23,7 @@ from harness.journal import Journal
 from harness.load.driver import LoadDriver
 from harness.load.recorder import Recorder
 from harness.logpatterns import DEFAULT_LOG_PATTERNS
+from harness.memory.runpart import MemoryRun
 from harness.observers.base import Observer, ObserverContext
 from harness.observers.logwatch import LogWatcher
 from harness.observers.prometheus import PrometheusScraper
@@ -73,6 +74,7 @@ class Run:
         self.show_progress = progress
         self.stack: Stack | None = None
         self.driver: LoadDriver | None = None
+        self.memory: MemoryRun | None = None  # start attempts, sidecars, memory watchers and groups
 
     def execute(self) -> tuple[Verdict, dict[str, Any]]:
         _log_to(self.run_dir / "harness.log")
@@ -121,15 +123,16 @@ class Run:
     def _start_stack(self) -> None:
         collector_url = self._collector_url()
         self.stack = self.scenario.stack.build(self.run_dir / "stack", collector_url)
+        for undo, plan in self.stack.resources():  # before start: cleanup must find them after a SIGKILL
+            self.restore.resource(undo, plan)
         self.journal.event("stack_starting", kind=self.scenario.stack.kind)
-        self.stack.start()
-        self._record_processes()
-        waiter = gevent.spawn(self.stack.wait_ready, self.scenario.stack.startup_timeout)
-        gevent.wait([waiter, self.stop_requested], count=1)
-        if not waiter.ready():
-            waiter.kill()
+        self.memory = MemoryRun(self.scenario.startup, self.scenario.sidecars, self.run_dir, self.journal,
+                                self.restore, self.stop_requested)
+        self.memory.begin(self.stack)
+        startup_s = self.memory.start_stack(self.stack, self.scenario.stack.startup_timeout,
+                                            self._record_processes)  # StackFailed after the last attempt
+        if startup_s is None:
             raise Interrupted()
-        startup_s = waiter.get()  # re-raises StackFailed
         self.journal.event("stack_ready", startup_s=round(startup_s, 3), stack=self.stack.describe())
 
     def _record_processes(self) -> None:
@@ -142,7 +145,7 @@ class Run:
         assert self.stack is not None
         stack = self.stack
         ctx = FaultContext(roles=stack.roles, restart_stack=self.restart_stack, rng=self.rng,
-                           stack=stack, collector=self.collector)
+                           stack=stack, collector=self.collector, journal=self.journal)
         planned = plan_timeline(self.scenario.faults, self.scenario.load.total_duration, self.rng)
         self.faults = FaultRunner(planned, ctx, self.journal, self.restore)
         try:
@@ -172,6 +175,8 @@ class Run:
         if trace is not None:
             trace_file = getattr(self.stack, "trace_file", None) if trace.mode == "triton" else None
             self.observers.append(TraceObserver(trace_file, self.collector))
+        # A stack may bring observers of its own (TorchServe: worker states and retries).
+        self.observers.extend(getattr(self.stack, "extra_observers", list)())
         ctx = ObserverContext(self.journal, self.stack)
         for observer in self.observers:
             observer.start(ctx)
@@ -198,6 +203,8 @@ class Run:
                            restart=True)
         self.stack.start()
         self._record_processes()
+        if self.memory is not None:
+            self.memory.after_restart(self.stack)
         ready = self.stack.wait_ready(self.scenario.stack.startup_timeout)
         self.journal.event("stack_ready", startup_s=round(ready, 3), stack=self.stack.describe(),
                            restart=True)
@@ -257,6 +264,7 @@ class Run:
             ("stopping load", self._stop_load),
             ("stopping supervisor", self._stop_supervisor),
             ("stopping the stack", self._stop_stack),
+            ("stopping sidecars and memory watchers", lambda: self.memory.end() if self.memory else None),
             ("stopping observers", self._stop_observers),
         ]
         for what, step in steps:

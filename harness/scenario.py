@@ -17,7 +17,10 @@ from pydantic import (
 
 from harness import metrics
 from harness.errors import UsageError
+from harness.load.openai_settings import OpenAISettings
 from harness.logpatterns import DEFAULT_LOG_PATTERNS
+from harness.memory.startup import StartupSpec
+from harness.sidecars import SidecarSpec, check_sidecars
 from harness.specbase import Duration, RestartPolicy, StackSpecBase, Strict
 from harness.stacks.external_spec import ExternalSpec
 from harness.stacks.registry import stack_spec_classes
@@ -67,6 +70,7 @@ class LoadSpec(Strict):
     late_after: Duration = 0.010
     request_timeout: Duration = Field(10.0, gt=0)
     think_time: Duration = 0.0
+    openai: OpenAISettings | None = None  # the `openai` user's request (api, stream, max_tokens, ...)
 
     @field_validator("user")
     @classmethod
@@ -195,7 +199,8 @@ class FaultSpec(Strict):
             first = exc.errors(include_url=False)[0]
             key = ".".join(str(p) for p in first["loc"])
             message = "unknown key" if first["type"] == "extra_forbidden" else first["msg"]
-            raise ValueError(f"at {key}: {str(message).removeprefix('Value error, ')}") from None
+            where = f"at {key}: " if key else ""  # a plugin's model-level check names no field
+            raise ValueError(f"{where}{str(message).removeprefix('Value error, ')}") from None
         return self
 
     @property
@@ -233,6 +238,13 @@ class Scenario(Strict):
     observe: Observe = Field(default_factory=Observe)
     slo: list[Slo] = Field(default_factory=list)
     expect: Literal["pass", "reproduced"] = "pass"
+    startup: StartupSpec = Field(default_factory=StartupSpec)  # attempts, backoff, memory limit
+    sidecars: list[SidecarSpec] = Field(default_factory=list)  # helpers beside the stack, watched
+
+    @field_validator("sidecars")
+    @classmethod
+    def _sidecars_fit(cls, sidecars: list[SidecarSpec], info: ValidationInfo) -> list[SidecarSpec]:
+        return check_sidecars(sidecars, info.data.get("startup"))
 
     @field_validator("faults")
     @classmethod

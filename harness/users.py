@@ -12,6 +12,8 @@ GROUP = "harness.users"
 _BUILTIN = {
     "triton_http": "locustfiles.triton_http:TritonHttpUser",
     "triton_grpc": "locustfiles.triton_grpc:TritonGrpcUser",
+    "torchserve_http": "locustfiles.torchserve_http:TorchServeHttpUser",
+    "openai": "locustfiles.openai_user:OpenAIUser",
 }
 
 

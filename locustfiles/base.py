@@ -16,6 +16,8 @@ class Outcome:
     error_kind: str | None = None  # None: success; else e.g. `http_503`, `ConnectionRefusedError`
     length: int = 0
     detail: str = ""
+    # Extra per-request measurements (e.g. LLM `ttft_ms`), recorded as per-second histograms.
+    measures: dict[str, float] | None = None
 
 
 class HarnessUser(User):
@@ -55,7 +57,7 @@ class HarnessUser(User):
             response_time=(finished - origin) * 1000.0,
             response_length=outcome.length,
             exception=_as_exception(outcome),
-            context={"error_kind": outcome.error_kind, "late": late},
+            context={"error_kind": outcome.error_kind, "late": late, "measures": outcome.measures},
         )
 
     def _wait_for_slot(self) -> float | None:

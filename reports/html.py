@@ -5,7 +5,11 @@ from typing import Any
 
 from harness.analysis import RunData
 from harness.faultimpact import fault_impacts, fault_intervals
+from reports.containers_html import containers_section
+from reports.llm_html import llm_section
+from reports.memory_html import memory_section
 from reports.svgplot import Chart, render
+from reports.torchserve_html import torchserve_section
 from reports.tracing_html import tracing_section
 
 _CSS = """
@@ -45,7 +49,11 @@ def build_html(summary: dict[str, Any], data: RunData) -> str:
         "(hover for names), shaded bands are windows such as faults.</p>",
         *_charts(data, origin),
         _faults_table(summary.get("faults", []), origin),
+        memory_section(summary.get("memory"), data),
+        containers_section(summary.get("containers")),
+        llm_section(summary, data),
         tracing_section(summary.get("tracing")),
+        torchserve_section(summary.get("torchserve"), data),
         "<h2>Totals</h2>",
         _totals_table(summary["totals"]),
         _findings(summary["findings"]),

@@ -5,6 +5,7 @@ from collections.abc import Callable
 from typing import Any
 
 from harness.analysis import RunData
+from harness.memory.report_data import STORY_PHRASES
 
 Phrase = Callable[[dict[str, Any]], str | None]
 
@@ -39,6 +40,7 @@ _PHRASES: dict[str, Phrase] = {
     "interrupted": lambda e: f"run interrupted by {e.get('signal')}",
     "stack_failed": lambda e: f"stack failed: {e.get('error')}",
 }
+_PHRASES.update(STORY_PHRASES)  # start attempts, OOM kills, sidecar deaths, memory steps
 MAX_LINES = 25
 _WITH_REQUEST_COUNT = {"log_match", "process_exited", "hang_detected", "fault_injected"}
 

@@ -4,8 +4,13 @@ from pathlib import Path
 from typing import Any
 
 from harness.analysis import RunData, log_patterns_seen, totals
+from harness.containerimpact import container_summary
+from harness.errorwindow import error_windows
 from harness.faultimpact import fault_impacts
+from harness.llmmetrics import llm_totals
+from harness.memory.report_data import memory_findings, memory_summary
 from harness.scenario import Scenario
+from harness.torchserve.report_data import torchserve_summary
 from harness.tracing.accounting import span_accounting, trace_breakdown
 from harness.verdict import Verdict
 from reports.story import story
@@ -49,11 +54,16 @@ def build_summary(run_dir: Path, scenario: Scenario, data: RunData, verdict: Ver
         "totals": totals(data),
         "slos": [result.to_dict() for result in verdict.slos],
         "faults": [impact.to_dict() for impact in fault_impacts(data)],
+        "containers": container_summary(data),
+        "error_windows": [w.to_dict() for w in error_windows(data)],
+        "llm": llm_totals(data.seconds_in(*data.bounds("all")), totals(data)["duration_s"]),
         "log_patterns": log_patterns_seen(data),
+        "memory": memory_summary(data),
         "story": story(data),
         "tracing": _tracing(scenario, data),
+        "torchserve": torchserve_summary(run_dir, scenario.stack, data),
         "seed": started.get("seed"),
-        "findings": findings(data),
+        "findings": findings(data) + memory_findings(data),
         "events": [_event_row(e) for e in data.events],
     }
 

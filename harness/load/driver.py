@@ -93,6 +93,7 @@ class LoadDriver:
             "pacer": self.pacer,
             "late_after": self.spec.late_after,
             "host": self.target.http_url,
+            "load_spec": self.spec,  # user classes with settings of their own read them here
         }
         if self.spec.think_time:
             from locust import constant
@@ -108,7 +109,8 @@ class LoadDriver:
             kind = type(exception).__name__
         late = bool(context and context.get("late"))
         message = str(exception) if exception is not None else ""
-        self.recorder.record(response_time / 1000.0, kind, late, message)
+        measures = context.get("measures") if context else None
+        self.recorder.record(response_time / 1000.0, kind, late, message, measures)
 
     @property
     def user_count(self) -> int:

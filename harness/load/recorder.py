@@ -8,6 +8,8 @@ from typing import Any
 
 from hdrh.histogram import HdrHistogram
 
+from harness.load.measures import measures_record, record_measures
+
 # Latency is recorded in microseconds, 1 us .. 1 h, 3 significant digits.
 LOWEST_US = 1
 HIGHEST_US = 3_600_000_000
@@ -43,6 +45,8 @@ class Bucket:
     errors: Counter[str] = field(default_factory=Counter)
     messages: dict[str, str] = field(default_factory=dict)  # first message of each error kind
     hist: HdrHistogram = field(default_factory=new_histogram)
+    measures: dict[str, HdrHistogram] = field(default_factory=dict)  # see harness.load.measures
+    error_span: list[float] = field(default_factory=list)  # run-clock times of first and last failure
 
     def to_record(self, second: int) -> dict[str, Any]:
         record: dict[str, Any] = {
@@ -57,6 +61,10 @@ class Bucket:
             record["error_messages"] = dict(self.messages)
         if self.hist.get_total_count():
             record["hdr"] = self.hist.encode().decode("ascii")
+        if self.measures:
+            record["measures"] = measures_record(self.measures)
+        if self.error_span:
+            record["error_span"] = [round(t, 4) for t in self.error_span]
         return record
 
 
@@ -72,8 +80,12 @@ class Recorder:
         self.buckets: dict[int, Bucket] = {}
         self.total = Bucket()
 
-    def record(self, latency_s: float, error_kind: str | None, late: bool = False, message: str = "") -> None:
-        second = math.floor(self.clock())
+    def record(
+        self, latency_s: float, error_kind: str | None, late: bool = False, message: str = "",
+        measures: dict[str, float] | None = None,
+    ) -> None:
+        now = self.clock()
+        second = math.floor(now)
         bucket = self.buckets.get(second)
         if bucket is None:
             bucket = self.buckets[second] = Bucket()
@@ -83,7 +95,13 @@ class Recorder:
             if error_kind is None:
                 target.ok += 1
                 target.hist.record_value(max(LOWEST_US, int(latency_s * 1_000_000)))
+                if measures:
+                    record_measures(target.measures, measures)
             else:
+                if target.error_span:  # when failures ended, to the millisecond (not the second)
+                    target.error_span[1] = now
+                else:
+                    target.error_span = [now, now]
                 target.errors[error_kind] += 1
                 if message and error_kind not in target.messages:
                     target.messages[error_kind] = message[:300]

@@ -77,6 +77,14 @@ class Stack(ABC):
         """How a process of this stack ended, where the stack can know (its own children)."""
         return None
 
+    def resources(self) -> list[tuple[str, dict[str, Any]]]:
+        """What the stack makes besides processes (containers), as (`module:function`, plan).
+
+        The harness records these before `start`; `harness cleanup` calls each function with
+        its plan to remove what a killed harness left (it must be idempotent).
+        """
+        return []
+
     @property
     @abstractmethod
     def endpoints(self) -> Endpoints:

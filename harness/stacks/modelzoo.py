@@ -7,12 +7,15 @@ the scenario (instances, artificial delay, batch size) and reach the model as co
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.stacks.zoo_large import LARGE_INIT_SOURCE
+
 
 @dataclass(frozen=True)
 class ModelOptions:
     instances: int = 2
     delay_ms: float = 0.0
     max_batch_size: int = 8
+    parameters: tuple[tuple[str, str], ...] = ()  # more config parameters the model reads
 
 
 @dataclass(frozen=True)
@@ -41,7 +44,10 @@ input [{{ name: "{self.input_name}", data_type: TYPE_{self.datatype}, dims: [ {d
 output [{{ name: "{self.output_name}", data_type: TYPE_{self.datatype}, dims: [ {dims} ] }}]
 instance_group [{{ count: {options.instances}, kind: KIND_CPU }}]
 parameters: {{ key: "delay_ms", value: {{ string_value: "{options.delay_ms}" }} }}
-"""
+""" + "".join(
+            f'parameters: {{ key: "{key}", value: {{ string_value: "{value}" }} }}\n'
+            for key, value in options.parameters
+        )
 
 
 # Returns its input unchanged, after an optional sleep that stands in for compute time.
@@ -71,4 +77,5 @@ class TritonPythonModel:
 
 ZOO: dict[str, ZooModel] = {
     "identity": ZooModel("INPUT0", "OUTPUT0", "FP32", (4,), _IDENTITY_SOURCE),
+    "large_init": ZooModel("INPUT0", "OUTPUT0", "FP32", (4,), LARGE_INIT_SOURCE),  # slow, memory-hungry start
 }

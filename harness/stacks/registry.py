@@ -9,6 +9,10 @@ GROUP = "harness.stacks"
 _BUILTIN = {
     "triton": "harness.stacks.triton_spec:TritonSpec",
     "external": "harness.stacks.external_spec:ExternalSpec",
+    "container": "harness.stacks.container_spec:ContainerSpec",
+    "container_external": "harness.stacks.container_external_spec:ContainerExternalSpec",
+    "torchserve": "harness.stacks.torchserve_spec:TorchServeSpec",
+    "dynamo": "harness.stacks.dynamo_spec:DynamoSpec",
 }
 
 

@@ -1,6 +1,7 @@
 """A real Triton Inference Server, started from the nvidia-pytriton wheel's binary."""
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ from harness.stacks.ports import free_ports
 from harness.stacks.shm import ShmWatch
 from harness.stacks.triton_install import TritonInstall, cache_root
 from harness.stacks.triton_spec import TritonSpec
+from harness.stacks.zoo_large import model_parameters
 
 STUB_NAME = "triton_python_backend_stub"
 
@@ -33,6 +35,7 @@ class TritonStack(Stack):
         self.collector_url = collector_url  # opentelemetry mode: where spans go
         self.trace_overrides: dict[str, Any] = {}  # set by a restart-with-new-settings fault
         self.process: ManagedProcess | None = None
+        self.launcher: Callable[..., ManagedProcess] = ManagedProcess  # a container stack swaps in its own
         self.ports: dict[str, int] = {}
         self.shm = ShmWatch("triton_python_backend_shm_region_")
         self.install: TritonInstall | None = None
@@ -54,14 +57,15 @@ class TritonStack(Stack):
     def start(self) -> None:
         self.install = TritonInstall.find()
         repo = self.workdir / "models"
-        options = ModelOptions(self.spec.instances, self.spec.delay_ms, self.spec.max_batch_size)
+        options = ModelOptions(self.spec.instances, self.spec.delay_ms, self.spec.max_batch_size,
+                               model_parameters(self.spec.model_file))
         ZOO[self.spec.model].write(repo, self.spec.model, options)
         backends = self.install.backend_dir(cache_root())
         if not self.ports:  # a restart keeps its ports, so clients keep their URLs
             http, grpc, metrics = free_ports(3)
             self.ports = {"http": http, "grpc": grpc, "metrics": metrics}
             self.shm.snapshot()
-        self.process = ManagedProcess(
+        self.process = self.launcher(
             self._argv(repo, backends),
             self.install.environment(),
             self.workdir / "logs" / "tritonserver.log",

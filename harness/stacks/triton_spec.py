@@ -7,6 +7,7 @@ from pydantic import Field, field_validator, model_validator
 
 from harness.specbase import StackSpecBase, Strict
 from harness.stacks.modelzoo import ZOO
+from harness.stacks.zoo_large import ModelFile
 
 if TYPE_CHECKING:
     from harness.stacks.base import Stack
@@ -60,6 +61,7 @@ class TritonSpec(StackSpecBase):
     instances: int = Field(2, ge=1, le=64)
     delay_ms: float = Field(0.0, ge=0)
     max_batch_size: int = Field(8, ge=0)
+    model_file: ModelFile | None = None  # `large_init`: the file it loads at start (size, load_s)
 
     @field_validator("model")
     @classmethod
@@ -67,6 +69,12 @@ class TritonSpec(StackSpecBase):
         if value not in ZOO:
             raise ValueError(f"unknown model {value!r} (the model zoo has: {', '.join(ZOO)})")
         return value
+
+    @model_validator(mode="after")
+    def _model_file_fits_model(self) -> "TritonSpec":
+        if (self.model == "large_init") != (self.model_file is not None):
+            raise ValueError("at model_file: `model_file: {size: ...}` goes with model large_init, only")
+        return self
 
     def build(self, workdir: Path, collector_url: str | None = None) -> "Stack":
         from harness.stacks.triton import TritonStack

@@ -1,0 +1,41 @@
+"""Scenario settings of the `torchserve` stack kind: a real TorchServe with a built-in handler."""
+
+from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar, Literal
+
+from pydantic import Field
+
+from harness.specbase import Duration, StackSpecBase
+
+if TYPE_CHECKING:
+    from harness.stacks.base import Stack
+
+
+class TorchServeSpec(StackSpecBase):
+    """TorchServe (Java frontend + Python workers) serving one model the harness archives.
+
+    `handler`: `echo` (answers with the request body), `delay` (echo after `delay_ms`),
+    `broken_import` (its module cannot be imported), `broken_init` (fails while loading).
+    `max_retry_timeout`: the model's `maxRetryTimeoutInSec`; unset leaves TorchServe's default
+    (300 in 0.12). `storm_after`: failures with the same error (a retry among them) after which
+    the harness calls the model not recoverable; with `stop_on_storm` it stops waiting then
+    instead of sitting out TorchServe's whole back-off.
+    """
+
+    ROLES: ClassVar[tuple[str, ...]] = ("frontend", "worker")
+
+    kind: Literal["torchserve"]
+    handler: Literal["echo", "delay", "broken_import", "broken_init"] = "echo"
+    model: str = Field("echo", pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+    workers: int = Field(2, ge=1, le=32)
+    delay_ms: float = Field(0.0, ge=0)
+    max_retry_timeout: int | None = Field(None, ge=0)
+    response_timeout: Duration = Field(120.0, ge=1)
+    storm_after: int = Field(3, ge=2, le=100)
+    stop_on_storm: bool = True
+    startup_timeout: Duration = 60.0
+
+    def build(self, workdir: Path, collector_url: str | None = None) -> "Stack":
+        from harness.stacks.torchserve import TorchServeStack
+
+        return TorchServeStack(self, workdir)
