@@ -36,6 +36,9 @@ def decide(scenario: Scenario, data: RunData) -> Verdict:
         reason = f"the journal stops at t={last:.1f}s: the harness was killed or crashed"
         return Verdict("incomplete", ExitCode.INTERRUPTED, reason, slos)
     failed = [s for s in slos if not s.passed]
+    idle = data.load_start is not None and not any(r["requests"] for r in data.seconds)
+    if scenario.expect == "pass" and idle:  # a load test that sent nothing has not passed
+        return Verdict("fail", ExitCode.SLO_FAILED, "the load completed no request at all", slos)
     if scenario.expect == "reproduced":
         if failed:
             return Verdict("not_reproduced", ExitCode.SLO_FAILED, _names(failed, "missing"), slos)

@@ -1,44 +1,52 @@
-"""Shared-memory regions a stack leaves in /dev/shm (Triton's Python backend does on a crash)."""
+"""Shared-memory regions a stack leaves in /dev/shm (Triton's Python backend does on a crash).
 
+Only regions this stack's own processes were seen mapping are ever removed: a region another
+server (or another session's crashed server) left is someone else's evidence.
+"""
+
+from collections.abc import Iterable
 from pathlib import Path
 
 SHM = Path("/dev/shm")
 
 
 class ShmWatch:
-    """Remembers which regions with a prefix existed before a stack started."""
+    """Remembers the regions with a prefix that the stack's processes map."""
 
     def __init__(self, prefix: str, root: Path = SHM):
         self.prefix = prefix
         self.root = root
-        self.before: set[str] = set()
+        self.ours: set[str] = set()
 
-    def _current(self) -> set[str]:
-        try:
-            return {p.name for p in self.root.iterdir() if p.name.startswith(self.prefix)}
-        except OSError:
-            return set()
+    def remember_mapped_by(self, pids: Iterable[int]) -> None:
+        """Call while the stack runs (after it is ready): note the regions its processes map."""
+        for pid in pids:
+            self.ours |= {name for name in _mapped_by(pid) if name.startswith(self.prefix)}
 
-    def snapshot(self) -> None:
-        self.before = self._current()
-
-    def remove_new(self) -> list[str]:
-        """Delete regions that appeared since the snapshot; returns their names."""
-        new = sorted(self._current() - self.before - _mapped_elsewhere())
-        for name in new:
+    def remove_left(self) -> list[str]:
+        """Delete our regions that outlived the stack and nobody maps; returns their names."""
+        left = sorted(name for name in self.ours if (self.root / name).exists())
+        mapped = _mapped_by_anyone()
+        removed = [name for name in left if name not in mapped]
+        for name in removed:
             (self.root / name).unlink(missing_ok=True)
-        return new
+        return removed
 
 
-def _mapped_elsewhere() -> set[str]:
-    """Region names some live process still maps: those belong to another server, keep them."""
+def _mapped_by(pid: int | str) -> set[str]:
+    try:
+        text = Path(f"/proc/{pid}/maps").read_text(errors="replace")
+    except OSError:
+        return set()
+    return {
+        line.rsplit("/", 1)[-1].removesuffix(" (deleted)")
+        for line in text.splitlines()
+        if "/dev/shm/" in line
+    }
+
+
+def _mapped_by_anyone() -> set[str]:
     names: set[str] = set()
-    for maps in Path("/proc").glob("[0-9]*/maps"):
-        try:
-            text = maps.read_text(errors="replace")
-        except OSError:
-            continue
-        for line in text.splitlines():
-            if "/dev/shm/" in line:
-                names.add(line.rsplit("/", 1)[-1].removesuffix(" (deleted)"))
+    for proc in Path("/proc").glob("[0-9]*"):
+        names |= _mapped_by(proc.name)
     return names

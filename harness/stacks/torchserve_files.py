@@ -19,7 +19,7 @@ import yaml
 from harness.errors import StackFailed
 from harness.stacks.torchserve_spec import TorchServeSpec
 
-INSTALL_HINT = "pip install torchserve==0.12.0 torch-model-archiver==0.12.0 torch"
+INSTALL_HINT = "pip install 'serving-harness[torchserve]' (torchserve, torch-model-archiver, torch)"
 HANDLERS_DIR = Path(__file__).resolve().parent / "ts_handlers"
 
 # Per-request chatter the frontend and worker log at INFO/DEBUG: dropped, so the log keeps the

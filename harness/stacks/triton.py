@@ -64,7 +64,6 @@ class TritonStack(Stack):
         if not self.ports:  # a restart keeps its ports, so clients keep their URLs
             http, grpc, metrics = free_ports(3)
             self.ports = {"http": http, "grpc": grpc, "metrics": metrics}
-            self.shm.snapshot()
         self.process = self.launcher(
             self._argv(repo, backends),
             self.install.environment(),
@@ -117,7 +116,8 @@ class TritonStack(Stack):
                     f"log {self.process.log_path}: {tail(self.process.log_path)}"
                 )
             if probe_http(ready_url, timeout=1.0).ok:
-                self.process.refresh_descendants()
+                live = self.process.refresh_descendants()
+                self.shm.remember_mapped_by([self.process.pid, *(p.pid for p in live)])
                 return time.monotonic() - started
             time.sleep(0.2)
         raise StackFailed(
@@ -171,7 +171,7 @@ class TritonStack(Stack):
         if result.leftovers_killed:
             pids = ", ".join(str(p.pid) for p in result.leftovers_killed)
             report.leaks.append(f"{len(result.leftovers_killed)} orphaned process(es) killed: {pids}")
-        removed = self.shm.remove_new()
+        removed = self.shm.remove_left()
         if removed:
             report.leaks.append(f"{len(removed)} shared-memory region(s) left in /dev/shm: removed")
         return report

@@ -63,3 +63,9 @@ def test_reports_written(tmp_path: Path) -> None:
     assert html.count("<svg") == 2 and "class='verdict fail'" in html
     assert 'class="band"' in html  # the window is shaded
     assert "http" not in html.split("<body>")[0].replace("http://www.w3.org", "")  # no external assets
+
+
+def test_a_run_that_completed_no_request_does_not_pass() -> None:
+    records = [r for r in synthetic_records() if r["type"] != "second"]
+    verdict = decide(scenario(slo=[]), RunData.from_records(records))
+    assert verdict.word == "fail" and "no request" in verdict.reason
