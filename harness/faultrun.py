@@ -100,6 +100,9 @@ class FaultRunner:
     def stop(self) -> None:
         self.stopping.set()
         gevent.joinall(self._greenlets, timeout=STOP_GRACE_S)
-        gevent.killall([g for g in self._greenlets if not g.dead], block=True, timeout=5)
+        stragglers = [g for g in self._greenlets if not g.dead]
+        for greenlet in stragglers:
+            greenlet.kill(block=False)
+        gevent.joinall(stragglers, timeout=5)
         for fault_id in list(self.active):
             self._restore(fault_id)

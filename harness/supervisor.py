@@ -56,7 +56,8 @@ class Supervisor:
         self._greenlets = [gevent.spawn(self._watch_processes), gevent.spawn(self._probe_health)]
 
     def stop(self) -> dict[str, Any]:
-        gevent.killall([*self._greenlets, *([self._restarting] if self._restarting else [])])
+        for greenlet in [*self._greenlets, *([self._restarting] if self._restarting else [])]:
+            greenlet.kill()
         return {"state": self.state, "restarts": self.restarts}
 
     # --- planned downtime (stack_restart faults) is recorded but does not trigger the policy

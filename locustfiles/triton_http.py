@@ -6,12 +6,8 @@ The request body is encoded once per user: the load generator's CPU goes to send
 import json
 from typing import Any
 
-from geventhttpclient import HTTPClient
-from geventhttpclient.url import URL
-
-from locustfiles.base import HarnessUser, Outcome
-
-_HEADERS = {"Content-Type": "application/json", "Connection": "keep-alive"}
+from locustfiles.base import HarnessUser
+from locustfiles.json_http import JsonPostUser
 
 
 def infer_body(user: HarnessUser) -> bytes:
@@ -32,37 +28,12 @@ def infer_body(user: HarnessUser) -> bytes:
     return json.dumps(request).encode()
 
 
-class TritonHttpUser(HarnessUser):
+class TritonHttpUser(JsonPostUser):
     abstract = True  # made concrete by the load driver, which sets `target`
     protocol = "triton_http"
 
-    def on_start(self) -> None:
-        if not self.target.http_url:
-            raise RuntimeError("triton_http needs a stack with an HTTP endpoint")
-        timeout = self.target.request_timeout
-        url = URL(self.target.http_url)
-        self.client = HTTPClient(
-            url.host,
-            url.port,
-            concurrency=1,
-            connection_timeout=timeout,
-            network_timeout=timeout,
-        )
-        self.path = f"/v2/models/{self.target.model}/infer"
-        self.body = infer_body(self)
+    def path(self) -> str:
+        return f"/v2/models/{self.target.model}/infer"
 
-    def on_stop(self) -> None:
-        self.client.close()
-
-    def send(self) -> Outcome:
-        try:
-            response = self.client.post(self.path, body=self.body, headers=_HEADERS)
-            payload = response.read()
-        except TimeoutError:
-            return Outcome("timeout")
-        except OSError as exc:
-            return Outcome(type(exc).__name__, 0, str(exc))
-        if response.status_code != 200:
-            detail = payload[:200].decode(errors="replace")
-            return Outcome(f"http_{response.status_code}", len(payload), detail)
-        return Outcome(None, len(payload))
+    def body(self) -> bytes:
+        return infer_body(self)
