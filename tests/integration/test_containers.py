@@ -128,12 +128,18 @@ faults: [{kind: container_pause, at: 3s, duration: 3s}]
 slo: [{metric: container_downtime_s, max: 5}, {metric: crashes, max: 0}]
 """)
     code, output, run_dir, summary = run_scenario(tmp_path, scenario)
-    assert code == ExitCode.PASS, output
     (hang,) = events(run_dir, "hang_detected")  # alive all along, not answering
-    assert not [e for e in events(run_dir, "process_exited") if e["role"] == "server"]
+    crashed = [e for e in events(run_dir, "process_exited") if e["role"] == "server" and not e["planned"]]
     (outage,) = summary["containers"]["outages"]
-    assert [a.split()[0] for a in outage["actions"]] == ["pause", "unpause"]
-    assert 2.5 < outage["downtime_s"] < 4.5  # held 3 s; the probe answers within 200 ms of the thaw
+    assert [a.split()[0] for a in outage["actions"]][:2] == ["pause", "unpause"]
+    if crashed:
+        # Seen in 2 of about 10 runs: Triton 2.51 dies of Signal 11 a moment after the thaw. That
+        # is the server failing, and the run must say so (crash counted, SLO failed), not hide it.
+        assert crashed[0]["signal"] == "SIGSEGV" and crashed[0]["t"] > hang["t"], crashed
+        assert code == ExitCode.SLO_FAILED and "crashes <= 0" in output, output
+    else:
+        assert code == ExitCode.PASS, output
+        assert 2.5 < outage["downtime_s"] < 4.5  # held 3 s; the probe answers within 200 ms of the thaw
     assert outage["errors_by_kind"].get("timeout", 0) > 0  # the users' 1 s timeouts
     ops = [r["op"] for r in read_restore(run_dir)]
     assert ops.index("fault") < ops.index("restored")
