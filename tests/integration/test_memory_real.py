@@ -67,7 +67,7 @@ def test_large_model_first_start_oom_killed_then_ready(tmp_path: Path) -> None:
     assert (first["outcome"], second["outcome"]) == ("failed", "ready")
     assert first["memory"]["oom_kills"] >= 1 and "exited with code" in first["error"]
     assert second["roles"]["stub"]["peak_rss"] > 380 * MIB  # the 400 MiB model, resident
-    assert second["roles"]["stub"]["first_seen_s"] > second["roles"]["server"]["first_seen_s"]
+    assert second["roles"]["stub"]["first_seen_s"] >= second["roles"]["server"]["first_seen_s"]  # 10 ms grain
     assert events(run_dir, "cgroup_oom_kill")  # the kernel's own counter, memory.oom_control / events
     kernel = next(e for e in events(run_dir, "observer_stopped") if e["observer"] == "kernel_log")["summary"]
     if kernel["readable"]:
