@@ -9,11 +9,11 @@ import random
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
-from importlib import import_module
-from importlib.metadata import entry_points
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
+
+from harness.plugins import load, registered
 
 GROUP = "harness.faults"
 _BUILTIN = {
@@ -84,15 +84,9 @@ class Fault(ABC):
 
 
 def known_faults() -> dict[str, str]:
-    found = dict(_BUILTIN)
-    for ep in entry_points(group=GROUP):
-        found[ep.name] = ep.value
-    return found
+    return registered(GROUP, _BUILTIN)
 
 
 def fault_class(kind: str) -> type[Fault]:
-    module_name, _, attr = known_faults()[kind].partition(":")
-    cls = getattr(import_module(module_name), attr)
-    if not (isinstance(cls, type) and issubclass(cls, Fault)):
-        raise TypeError(f"{kind}: {cls!r} is not a Fault")
+    cls: type[Fault] = load(known_faults()[kind], Fault)
     return cls

@@ -9,6 +9,7 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -65,6 +66,15 @@ class StopResult:
     forced: bool  # needed SIGKILL
     seconds: float
     leftovers_killed: list[ProcessId] = field(default_factory=list)
+
+    def as_exit(self, pid: int) -> dict[str, Any]:
+        """What a stack's StopReport records for the process it stopped."""
+        return {
+            "pid": pid,
+            "exit_code": self.exit_code,
+            "forced_kill": self.forced,
+            "seconds": round(self.seconds, 3),
+        }
 
 
 class ManagedProcess:

@@ -20,6 +20,7 @@ from harness.errors import UsageError
 from harness.load.openai_settings import OpenAISettings
 from harness.logpatterns import DEFAULT_LOG_PATTERNS
 from harness.memory.startup import StartupSpec
+from harness.plugins import first_error
 from harness.sidecars import SidecarSpec, check_sidecars
 from harness.specbase import Duration, RestartPolicy, StackSpecBase, Strict
 from harness.stacks.external_spec import ExternalSpec
@@ -196,11 +197,7 @@ class FaultSpec(Strict):
         try:
             fault_class(self.kind).params_model.model_validate(self.params)
         except ValidationError as exc:
-            first = exc.errors(include_url=False)[0]
-            key = ".".join(str(p) for p in first["loc"])
-            message = "unknown key" if first["type"] == "extra_forbidden" else first["msg"]
-            where = f"at {key}: " if key else ""  # a plugin's model-level check names no field
-            raise ValueError(f"{where}{str(message).removeprefix('Value error, ')}") from None
+            raise ValueError(first_error(exc)) from None
         return self
 
     @property

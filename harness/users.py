@@ -4,9 +4,9 @@ The built-in ones are registered in pyproject.toml the same way a user's package
 the fallback map below only serves a checkout that was never installed.
 """
 
-import importlib
-from importlib.metadata import entry_points
 from typing import Any
+
+from harness.plugins import load, registered
 
 GROUP = "harness.users"
 _BUILTIN = {
@@ -19,14 +19,9 @@ _BUILTIN = {
 
 def known_users() -> dict[str, str]:
     """Name -> `module:attribute`, without importing any of them."""
-    found = dict(_BUILTIN)
-    for ep in entry_points(group=GROUP):
-        found[ep.name] = ep.value
-    return found
+    return registered(GROUP, _BUILTIN)
 
 
 def load_user_class(name: str) -> Any:
     """Import the user class registered as `name` (imports Locust, so gevent patches)."""
-    target = known_users()[name]
-    module_name, _, attr = target.partition(":")
-    return getattr(importlib.import_module(module_name), attr)
+    return load(known_users()[name])

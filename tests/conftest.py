@@ -2,6 +2,8 @@ import os
 import shutil
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -52,3 +54,26 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if item.get_closest_marker("real") is not None:
             item.add_marker(pytest.mark.flaky(reruns=1, reruns_delay=2))
+
+
+def journal_events(run_dir: Path, name: str | None = None) -> list[dict]:
+    """The run's journal events, all or those named `name`."""
+    from harness.journal import read_journal
+
+    records = read_journal(run_dir / "journal.jsonl")
+    return [r for r in records if r.get("type") == "event" and (name is None or r["event"] == name)]
+
+
+def wait_for_run(runs: Path, ready: Callable[[Path], bool], timeout: float = 90) -> Path:
+    """The first run folder under `runs` for which `ready` holds, polled while a run goes."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for run_dir in runs.glob("*"):
+            if (run_dir / "journal.jsonl").exists() and ready(run_dir):
+                return run_dir
+        time.sleep(0.2)
+    raise AssertionError(f"no run under {runs} got there in {timeout:.0f}s")
+
+
+def wait_for_event(runs: Path, name: str, timeout: float = 90) -> Path:
+    return wait_for_run(runs, lambda run_dir: bool(journal_events(run_dir, name)), timeout)

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from harness.stacks.container_spec import docker_host_setting
 from harness.stacks.external_spec import ExternalSpec
 
 if TYPE_CHECKING:
@@ -55,15 +56,7 @@ class ContainerExternalSpec(ExternalSpec):
     @field_validator("docker_host")
     @classmethod
     def _loopback_engine(cls, value: str | None) -> str | None:
-        from harness.containers.engine import check_host
-        from harness.errors import UsageError
-
-        if value is None:
-            return None
-        try:
-            return check_host(value)
-        except UsageError as exc:
-            raise ValueError(str(exc).removeprefix(f"docker host {value!r}: ")) from None
+        return docker_host_setting(value)
 
     @model_validator(mode="after")
     def _something_to_attach_to(self) -> "ContainerExternalSpec":

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from pydantic import Field, SerializeAsAny, ValidationError, field_validator
 
 from harness.containers.sizes import memory_size, parse_size
+from harness.plugins import first_error
 from harness.specbase import StackSpecBase
 from harness.stacks.triton_spec import TritonSpec
 
@@ -41,6 +42,19 @@ def _inner_classes() -> dict[str, type[StackSpecBase]]:
 
 def _can_run_inside(kind: str, cls: type[StackSpecBase]) -> bool:
     return kind in CONTAINER_READY or bool(getattr(cls, "CONTAINER_READY", False))
+
+
+def docker_host_setting(value: str | None) -> str | None:
+    """A scenario's `docker_host`: a local engine socket only (checked, one-line error)."""
+    from harness.containers.engine import check_host
+    from harness.errors import UsageError
+
+    if value is None:
+        return None
+    try:
+        return check_host(value)
+    except UsageError as exc:
+        raise ValueError(str(exc).removeprefix(f"docker host {value!r}: ")) from None
 
 
 class ContainerSpec(StackSpecBase):
@@ -78,23 +92,12 @@ class ContainerSpec(StackSpecBase):
         try:
             return spec_cls.model_validate(value)
         except ValidationError as exc:
-            first = exc.errors(include_url=False)[0]
-            where = ".".join(str(p) for p in first["loc"])
-            message = "unknown key" if first["type"] == "extra_forbidden" else str(first["msg"])
-            raise ValueError(f"at {where}: {message.removeprefix('Value error, ')}") from None
+            raise ValueError(first_error(exc)) from None
 
     @field_validator("docker_host")
     @classmethod
     def _loopback_engine(cls, value: str | None) -> str | None:
-        from harness.containers.engine import check_host
-        from harness.errors import UsageError
-
-        if value is None:
-            return None
-        try:
-            return check_host(value)
-        except UsageError as exc:
-            raise ValueError(str(exc).removeprefix(f"docker host {value!r}: ")) from None
+        return docker_host_setting(value)
 
     @field_validator("memory")
     @classmethod

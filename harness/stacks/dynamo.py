@@ -25,7 +25,7 @@ from typing import Any
 from harness.errors import StackFailed
 from harness.load.llmtarget import LlmTarget
 from harness.load.target import Target
-from harness.procs import ManagedProcess, ProcessId, tail
+from harness.procs import ManagedProcess, ProcessId, StopResult, tail
 from harness.stacks.base import Endpoints, Health, Stack, StopReport, probe_http
 from harness.stacks.dynamo_spec import DynamoSpec
 from harness.stacks.ports import free_ports
@@ -308,13 +308,8 @@ def _get_json(url: str, timeout: float = 1.0) -> Any:
         return None
 
 
-def _record_stop(report: StopReport, name: str, process: ManagedProcess, result: Any) -> None:
-    report.exits[name] = {
-        "pid": process.pid,
-        "exit_code": result.exit_code,
-        "forced_kill": result.forced,
-        "seconds": round(result.seconds, 3),
-    }
+def _record_stop(report: StopReport, name: str, process: ManagedProcess, result: StopResult) -> None:
+    report.exits[name] = result.as_exit(process.pid)
     if result.leftovers_killed:
         pids = ", ".join(str(p.pid) for p in result.leftovers_killed)
         report.leaks.append(f"{name}: {len(result.leftovers_killed)} orphaned process(es) killed: {pids}")

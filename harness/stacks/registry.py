@@ -1,8 +1,7 @@
 """Stack kinds by name, from the `harness.stacks` entry-point group (built-in ones too)."""
 
-from importlib import import_module
-from importlib.metadata import entry_points
 
+from harness.plugins import load, registered
 from harness.specbase import StackSpecBase
 
 GROUP = "harness.stacks"
@@ -17,19 +16,9 @@ _BUILTIN = {
 
 
 def known_stacks() -> dict[str, str]:
-    found = dict(_BUILTIN)
-    for ep in entry_points(group=GROUP):
-        found[ep.name] = ep.value
-    return found
+    return registered(GROUP, _BUILTIN)
 
 
 def stack_spec_classes() -> list[type[StackSpecBase]]:
     """Every registered settings model (imported: spec modules must stay light)."""
-    classes = []
-    for target in known_stacks().values():
-        module_name, _, attr = target.partition(":")
-        cls = getattr(import_module(module_name), attr)
-        if not (isinstance(cls, type) and issubclass(cls, StackSpecBase)):
-            raise TypeError(f"{target} is not a StackSpecBase")
-        classes.append(cls)
-    return classes
+    return [load(target, StackSpecBase) for target in known_stacks().values()]

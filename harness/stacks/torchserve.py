@@ -160,12 +160,7 @@ class TorchServeStack(Stack):
             return report
         self.roles()  # remember the latest workers, so a worker left behind is found and ended
         result = self.process.stop(self.spec.stop_timeout if graceful else 0.0)
-        report.exits["frontend"] = {
-            "pid": self.process.pid,
-            "exit_code": result.exit_code,
-            "forced_kill": result.forced,
-            "seconds": round(result.seconds, 3),
-        }
+        report.exits["frontend"] = result.as_exit(self.process.pid)
         if result.leftovers_killed:
             pids = ", ".join(str(p.pid) for p in result.leftovers_killed)
             count = len(result.leftovers_killed)

@@ -162,12 +162,7 @@ class TritonStack(Stack):
         if self.process is None:
             return report
         result = self.process.stop(self.spec.stop_timeout if graceful else 0.0)
-        report.exits["server"] = {
-            "pid": self.process.pid,
-            "exit_code": result.exit_code,
-            "forced_kill": result.forced,
-            "seconds": round(result.seconds, 3),
-        }
+        report.exits["server"] = result.as_exit(self.process.pid)
         if result.leftovers_killed:
             pids = ", ".join(str(p.pid) for p in result.leftovers_killed)
             report.leaks.append(f"{len(result.leftovers_killed)} orphaned process(es) killed: {pids}")

@@ -9,7 +9,6 @@ import os
 import shutil
 import signal
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,9 +18,10 @@ import pytest
 from harness.containers.engine import RUN_LABEL, connect
 from harness.containers.image import ensure_image
 from harness.exitcodes import ExitCode
-from harness.journal import read_journal
 from harness.restore import read_restore
 from tests.conftest import HARNESS, ROOT, only_run_dir, run_harness
+from tests.conftest import journal_events as events
+from tests.conftest import wait_for_event as _wait_for
 from tests.dockerd import Dockerd, engine_answers, must_have_engine, start_dockerd
 
 pytestmark = pytest.mark.real
@@ -67,8 +67,6 @@ def run_scenario(tmp_path: Path, scenario: Path, timeout: float = 120
     return result.returncode, result.stdout + result.stderr, run_dir, summary
 
 
-def events(run_dir: Path, name: str) -> list[dict[str, Any]]:
-    return [r for r in read_journal(run_dir / "journal.jsonl") if r.get("event") == name]
 
 
 def run_label(run_dir: Path) -> str:
@@ -193,14 +191,6 @@ faults: [{kind: container_kill, at: 1s, signal: SIGSEGV}]
     assert labelled(docker, run_label(run_dir)) == []
 
 
-def _wait_for(runs: Path, name: str, timeout: float = 60) -> Path:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for run_dir in runs.glob("*"):
-            if (run_dir / "journal.jsonl").exists() and events(run_dir, name):
-                return run_dir
-        time.sleep(0.2)
-    raise AssertionError(f"no {name} event")
 
 
 @pytest.fixture

@@ -10,9 +10,10 @@ import psutil
 import pytest
 
 from harness.exitcodes import ExitCode
-from harness.journal import read_journal
 from harness.restore import read_restore
 from tests.conftest import HARNESS, ROOT, only_run_dir, run_harness
+from tests.conftest import journal_events as events
+from tests.conftest import wait_for_event as _wait_for_event
 
 pytestmark = pytest.mark.real
 
@@ -23,8 +24,6 @@ def run_scenario(tmp_path: Path, scenario: Path) -> tuple[subprocess.CompletedPr
     return result, run_dir, json.loads((run_dir / "summary.json").read_text())
 
 
-def events(run_dir: Path, name: str) -> list[dict]:
-    return [r for r in read_journal(run_dir / "journal.jsonl") if r.get("event") == name]
 
 
 def test_server_sigkill_with_restart_policy_recovers(tmp_path: Path) -> None:
@@ -97,14 +96,6 @@ def test_sigkilled_harness_mid_freeze_then_cleanup(tmp_path: Path) -> None:
     assert "0 action(s)" in again.stdout
 
 
-def _wait_for_event(runs: Path, name: str, timeout: float = 60) -> Path:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for run_dir in runs.glob("*"):
-            if (run_dir / "journal.jsonl").exists() and events(run_dir, name):
-                return run_dir
-        time.sleep(0.2)
-    raise AssertionError(f"no {name} event")
 
 
 def test_sigterm_mid_freeze_restores_before_exit(tmp_path: Path) -> None:

@@ -18,6 +18,8 @@ from harness.journal import read_journal
 from harness.memory.cgroups import CgroupError, hierarchy
 from harness.observers.gpu import load_nvml
 from tests.conftest import HARNESS, ROOT, only_run_dir, run_harness
+from tests.conftest import journal_events as events
+from tests.conftest import wait_for_run as _wait_for
 
 pytestmark = pytest.mark.real
 MIB = 1 << 20
@@ -42,9 +44,6 @@ VERSIONS = [pytest.param(v, marks=pytest.mark.skipif(not usable(v), reason=f"cgr
             for v in ("v1", "v2")]
 
 
-def events(run_dir: Path, name: str | None = None) -> list[dict]:
-    records = [r for r in read_journal(run_dir / "journal.jsonl") if r["type"] == "event"]
-    return [r for r in records if name is None or r["event"] == name]
 
 
 def run(tmp_path: Path, scenario: Path) -> tuple[subprocess.CompletedProcess[str], Path, dict]:
@@ -274,12 +273,3 @@ faults:
     assert not Path(stress["plan"]["pidfile"]).exists()
     assert "0 action(s)" in run_harness("cleanup", str(run_dir), cwd=tmp_path).stdout
 
-
-def _wait_for(runs: Path, ready, timeout: float = 90) -> Path:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for run_dir in runs.glob("*"):
-            if (run_dir / "journal.jsonl").exists() and ready(run_dir):
-                return run_dir
-        time.sleep(0.2)
-    raise AssertionError("the run never got there")

@@ -6,7 +6,6 @@ import signal
 import subprocess
 import time
 from pathlib import Path
-from typing import Any
 
 import psutil
 import pytest
@@ -14,6 +13,8 @@ import pytest
 from harness.exitcodes import ExitCode
 from harness.journal import read_journal
 from tests.conftest import HARNESS, ROOT, only_run_dir, run_harness
+from tests.conftest import journal_events as events
+from tests.conftest import wait_for_event as _wait_for_event
 
 pytestmark = pytest.mark.real
 
@@ -31,8 +32,6 @@ def run_scenario(tmp_path: Path, scenario: Path) -> Ran:
     return result, run_dir, json.loads((run_dir / "summary.json").read_text()), took
 
 
-def events(run_dir: Path, name: str) -> list[dict[str, Any]]:
-    return [r for r in read_journal(run_dir / "journal.jsonl") if r.get("event") == name]
 
 
 def test_worker_kills_under_load_are_healed_and_measured(tmp_path: Path) -> None:
@@ -163,12 +162,3 @@ def test_sigkilled_harness_leaves_nothing_after_cleanup(tmp_path: Path) -> None:
     assert not alive, alive
     assert len(family) == 3  # the java frontend and its two Python workers
 
-
-def _wait_for_event(runs: Path, name: str, timeout: float = 90) -> Path:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for run_dir in runs.glob("*"):
-            if (run_dir / "journal.jsonl").exists() and events(run_dir, name):
-                return run_dir
-        time.sleep(0.2)
-    raise AssertionError(f"no {name} event")
