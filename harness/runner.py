@@ -20,6 +20,7 @@ from harness import __version__
 from harness.errors import StackFailed, UsageError
 from harness.faultrun import FaultRunner
 from harness.journal import Journal
+from harness.load.distributed import WorkerPlan, Workers, WorkersFailed
 from harness.load.driver import LoadDriver
 from harness.load.recorder import Recorder
 from harness.logpatterns import DEFAULT_LOG_PATTERNS
@@ -57,6 +58,7 @@ class Run:
         runs_root: Path,
         progress: bool = True,
         seed: int | None = None,
+        workers: WorkerPlan | None = None,
     ):
         self.scenario = scenario
         self.run_dir = make_run_dir(runs_root, scenario.name, scenario_file)
@@ -74,6 +76,7 @@ class Run:
         self.show_progress = progress
         self.stack: Stack | None = None
         self.driver: LoadDriver | None = None
+        self.worker_plan = workers  # None: users run in this process
         self.memory: MemoryRun | None = None  # start attempts, sidecars, memory watchers and groups
 
     def execute(self) -> tuple[Verdict, dict[str, Any]]:
@@ -91,6 +94,8 @@ class Run:
             self.journal.event("stack_failed", error=str(exc))
         except UsageError as exc:
             self.journal.event("scenario_invalid", error=str(exc))
+        except WorkersFailed as exc:
+            self.journal.event("internal_error", error=str(exc))
         except Interrupted:
             self.journal.event("interrupted", signal=self.stop_signal)
         except Exception as exc:  # noqa: BLE001 - recorded, then the teardown still runs
@@ -218,9 +223,17 @@ class Run:
         self._prepare_faults()
         self._start_supervisor()
         self._start_observers()
-        self.driver = LoadDriver(spec, self.stack.target(spec.request_timeout), self.recorder)
+        workers = None
+        if self.worker_plan is not None:
+            workers = Workers(self.worker_plan, self.run_dir, self.journal, self.restore,
+                              self.stop_requested.is_set)
+        self.driver = LoadDriver(spec, self.stack.target(spec.request_timeout), self.recorder, workers)
+        self.driver.prepare()  # with workers: until they all joined
+        if self.stop_requested.is_set():
+            raise Interrupted()
         progress = Progress(spec.total_duration) if self.show_progress else None
-        self.journal.event("load_started", user=spec.user, open_model=spec.open_model)
+        self.journal.event("load_started", user=spec.user, open_model=spec.open_model,
+                           workers=self.worker_plan.expected if self.worker_plan else 0)
         started = self.journal.now()
         self.driver.start()
         assert self.faults is not None
@@ -238,7 +251,8 @@ class Run:
             raise Interrupted()
 
     def _flush_seconds(self, progress: Progress | None, elapsed: float) -> None:
-        for record in self.recorder.pop_complete():
+        complete_before = self.driver.complete_before() if self.driver else None
+        for record in self.recorder.pop_complete(complete_before):
             self.journal.second(record)
             if self.supervisor is not None:
                 self.supervisor.on_second(record)

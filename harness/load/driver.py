@@ -1,6 +1,7 @@
 """Drives a Locust Environment from a scenario's load section.
 
-Locust is used as a library: one Environment, a local runner, and the `request` event hook.
+Locust is used as a library: one Environment, the `request` event hook, and either a local runner
+or, with workers (harness.load.distributed), a master runner whose workers send their seconds.
 """
 
 import logging
@@ -13,6 +14,7 @@ from locust.runners import Runner
 
 from harness.load.pacer import Pacer, RateSchedule, RateStep
 from harness.load.recorder import Recorder
+from harness.load.requests import RequestListener
 from harness.load.target import Target
 from harness.scenario import LoadSpec, Stage
 from harness.users import load_user_class
@@ -54,30 +56,67 @@ def rate_schedule(spec: LoadSpec) -> RateSchedule:
     return RateSchedule([RateStep(spec.duration, spec.rate)])
 
 
-class LoadDriver:
-    """Starts the users, lets them run for the scenario's duration, stops them."""
+def build_user_class(spec: LoadSpec, target: Target, pacer: Pacer | None) -> type:
+    """The scenario's user class, bound to this run's target, pacer and settings."""
+    base = load_user_class(spec.user)
+    attrs: dict[str, Any] = {
+        "abstract": False,
+        "target": target,
+        "pacer": pacer,
+        "late_after": spec.late_after,
+        "host": target.http_url,
+        "load_spec": spec,  # user classes with settings of their own read them here
+    }
+    if spec.think_time:
+        from locust import constant
 
-    def __init__(self, spec: LoadSpec, target: Target, recorder: Recorder):
+        attrs["wait_time"] = constant(spec.think_time)
+    return type(f"{base.__name__}ForRun", (base,), attrs)
+
+
+class LoadDriver:
+    """Starts the users, lets them run for the scenario's duration, stops them.
+
+    With `workers` (a harness.load.distributed.Workers), users run in worker processes and this
+    process is Locust's master: it sends the setup, spawns users there and merges their seconds.
+    """
+
+    def __init__(self, spec: LoadSpec, target: Target, recorder: Recorder, workers: Any = None):
         self.spec = spec
         self.target = target
         self.recorder = recorder
+        self.workers = workers
         self.pacer: Pacer | None = None
         self.env: Environment | None = None
         self.runner: Runner | None = None
         self.started_at = 0.0
 
-    def start(self) -> None:
-        self.started_at = time.monotonic()
-        if self.spec.open_model:
-            self.pacer = Pacer(rate_schedule(self.spec), origin=self.started_at)
-        user_class = self._user_class()
+    def prepare(self) -> None:
+        """Everything before the first request: with workers, start them and wait until they joined."""
         shape = None
         if self.spec.stages and not self.spec.open_model:
             shape = StagesShape(self.spec.stages, self._spawn_rate())
+        if self.spec.open_model and self.workers is None:  # workers pace their own share
+            self.pacer = Pacer(rate_schedule(self.spec), origin=time.monotonic())  # origin set at start
+        # With workers, the master's copy of the class is never run: workers build theirs from the setup.
+        user_class = build_user_class(self.spec, self.target, self.pacer)
         self.env = Environment(user_classes=[user_class], shape_class=shape, host=self.target.http_url)
-        self.env.events.request.add_listener(self._on_request)
+        if self.workers is not None:
+            self.runner = self.workers.attach(self.env, self.spec, self.target, self.recorder)
+            return
+        self.env.events.request.add_listener(RequestListener(self.recorder).on_request)
         self.runner = self.env.create_local_runner()
-        if shape is not None:
+
+    def start(self) -> None:
+        if self.runner is None:
+            self.prepare()
+        assert self.runner is not None and self.env is not None
+        self.started_at = time.monotonic()
+        if self.pacer is not None:
+            self.pacer.origin = self.started_at
+        if self.workers is not None:
+            self.workers.send_setup(self.recorder.clock)
+        if self.env.shape_class is not None:
             self.runner.start_shape()
         else:
             self.runner.start(self.spec.users, spawn_rate=self._spawn_rate())
@@ -85,32 +124,10 @@ class LoadDriver:
     def _spawn_rate(self) -> float:
         return self.spec.spawn_rate or float(max(self.spec.users, 1)) * 10
 
-    def _user_class(self) -> type:
-        base = load_user_class(self.spec.user)
-        attrs: dict[str, Any] = {
-            "abstract": False,
-            "target": self.target,
-            "pacer": self.pacer,
-            "late_after": self.spec.late_after,
-            "host": self.target.http_url,
-            "load_spec": self.spec,  # user classes with settings of their own read them here
-        }
-        if self.spec.think_time:
-            from locust import constant
-
-            attrs["wait_time"] = constant(self.spec.think_time)
-        return type(f"{base.__name__}ForRun", (base,), attrs)
-
-    def _on_request(
-        self, response_time: float, exception: Exception | None, context: dict[str, Any], **_: Any
-    ) -> None:
-        kind = context.get("error_kind") if context else None
-        if exception is not None and kind is None:
-            kind = type(exception).__name__
-        late = bool(context and context.get("late"))
-        message = str(exception) if exception is not None else ""
-        measures = context.get("measures") if context else None
-        self.recorder.record(response_time / 1000.0, kind, late, message, measures)
+    def complete_before(self) -> float:
+        """Run-clock time before which every second is complete (workers report a little late)."""
+        now = self.recorder.clock()
+        return self.workers.complete_before(now) if self.workers is not None else now
 
     @property
     def user_count(self) -> int:
@@ -118,9 +135,11 @@ class LoadDriver:
 
     def stop(self) -> dict[str, Any]:
         """Stop every user; returns what the load section of the journal records at the end."""
-        if self.runner is not None:
-            self.runner.quit()
         summary: dict[str, Any] = {"seconds": round(time.monotonic() - self.started_at, 3)}
+        if self.workers is not None:
+            summary.update(self.workers.finish())
+        elif self.runner is not None:
+            self.runner.quit()
         if self.pacer is not None:
             summary.update(intended_sent=self.pacer.issued, unsent=self.pacer.unsent())
         return summary

@@ -44,6 +44,9 @@ class RateSchedule:
 
 # A rate below this is treated as a pause until the next step.
 _MIN_RATE = 1e-3
+# Slots are sums of 1/rate: 500 steps of 0.01 s fall short of 5.0 by rounding, which would add a
+# 501st arrival. A slot this close to the end belongs past it.
+_EPSILON_S = 1e-9
 
 
 class Pacer:
@@ -54,11 +57,12 @@ class Pacer:
         self.origin = origin
         self._next = 0.0  # seconds from origin
         self.issued = 0
+        self._end = schedule.total - _EPSILON_S
 
     def next_slot(self) -> float | None:
         """The next intended send time, or None once the schedule is over."""
         slot = self._advance_past_pauses(self._next)
-        if slot >= self.schedule.total:
+        if slot >= self._end:
             self._next = slot
             return None
         self._next = slot + 1.0 / self.schedule.rate_at(slot)
@@ -66,7 +70,7 @@ class Pacer:
         return self.origin + slot
 
     def _advance_past_pauses(self, t: float) -> float:
-        while t < self.schedule.total and self.schedule.rate_at(t) < _MIN_RATE:
+        while t < self._end and self.schedule.rate_at(t) < _MIN_RATE:
             t = self.schedule.next_boundary(t)
         return t
 
@@ -74,7 +78,7 @@ class Pacer:
         """Slots the schedule still holds: requests that were due but never sent."""
         count = 0
         t = self._advance_past_pauses(self._next)
-        while t < self.schedule.total:
+        while t < self._end:
             count += 1
             t = self._advance_past_pauses(t + 1.0 / self.schedule.rate_at(t))
         return count

@@ -8,7 +8,7 @@ from typing import Any
 
 from hdrh.histogram import HdrHistogram
 
-from harness.load.measures import measures_record, record_measures
+from harness.load.measures import measures_record, new_measure_histogram, record_measures
 
 # Latency is recorded in microseconds, 1 us .. 1 h, 3 significant digits.
 LOWEST_US = 1
@@ -68,11 +68,38 @@ class Bucket:
             record["error_messages"] = dict(self.messages)
         if self.hist.get_total_count():
             record["hdr"] = self.hist.encode().decode("ascii")
+            record["sum_us"] = self.sum_us  # lets a master merge workers' seconds with an exact mean
         if self.measures:
             record["measures"] = measures_record(self.measures)
         if self.error_span:
             record["error_span"] = [round(t, 4) for t in self.error_span]
         return record
+
+    def add_record(self, record: dict[str, Any]) -> None:
+        """Merge a second's journal record (from `to_record`) into this bucket."""
+        self.requests += int(record["requests"])
+        self.ok += int(record["ok"])
+        self.late += int(record.get("late", 0))
+        self.errors.update(record.get("errors", {}))
+        for kind, message in record.get("error_messages", {}).items():
+            self.messages.setdefault(kind, message)
+        if record.get("hdr"):
+            self.hist.add(decode_histogram(record["hdr"]))
+            self.sum_us += int(record.get("sum_us", 0))
+        for name, measure in record.get("measures", {}).items():
+            hist = self.measures.get(name)
+            if hist is None:
+                hist = self.measures[name] = new_measure_histogram()
+            hist.add(HdrHistogram.decode(measure["hdr"]))
+        self.error_span = _merge_span(self.error_span, record.get("error_span", []))
+
+
+def _merge_span(span: list[float], other: list[float]) -> list[float]:
+    if not span:
+        return list(other)
+    if not other:
+        return span
+    return [min(span[0], other[0]), max(span[1], other[1])]
 
 
 class Recorder:
@@ -112,6 +139,14 @@ class Recorder:
         bucket.errors[error_kind] += 1
         if message and error_kind not in bucket.messages:
             bucket.messages[error_kind] = message[:300]
+
+    def merge(self, record: dict[str, Any]) -> None:
+        """Add a second recorded elsewhere (a load worker) into this recorder's bucket for it."""
+        second = int(record["t"])
+        bucket = self.buckets.get(second)
+        if bucket is None:
+            bucket = self.buckets[second] = Bucket()
+        bucket.add_record(record)
 
     def pop_complete(self, now: float | None = None, everything: bool = False) -> list[dict[str, Any]]:
         """Records of the seconds that are over (all of them if `everything`), oldest first."""
