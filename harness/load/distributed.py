@@ -103,7 +103,9 @@ class Workers:
         return self.runner
 
     def _start_local(self, port: int) -> None:
-        master = f"127.0.0.1:{port}"
+        wildcard = self.plan.bind_host in ("*", "0.0.0.0", "::")
+        host = "127.0.0.1" if wildcard else self.plan.bind_host
+        master = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         for index in range(self.plan.local):
             argv = [sys.executable, "-m", "harness", "worker", "--master", master]
             proc = ManagedProcess(argv, dict(os.environ), self.run_dir / "workers" / f"worker-{index}.log",

@@ -45,13 +45,17 @@ class TritonStack(Stack):
         return self.spec.model
 
     @property
+    def _host(self) -> str:
+        return f"[{self.spec.listen}]" if ":" in self.spec.listen else self.spec.listen
+
+    @property
     def endpoints(self) -> Endpoints:
         if not self.ports:
             return Endpoints()
         return Endpoints(
-            http=f"http://127.0.0.1:{self.ports['http']}",
-            grpc=f"127.0.0.1:{self.ports['grpc']}",
-            metrics=f"http://127.0.0.1:{self.ports['metrics']}/metrics",
+            http=f"http://{self._host}:{self.ports['http']}",
+            grpc=f"{self._host}:{self.ports['grpc']}",
+            metrics=f"http://{self._host}:{self.ports['metrics']}/metrics",
         )
 
     def start(self) -> None:
@@ -77,11 +81,11 @@ class TritonStack(Stack):
             str(self.install.binary),
             f"--model-repository={repo.resolve()}",
             f"--backend-directory={backends}",
-            "--http-address=127.0.0.1",
+            f"--http-address={self.spec.listen}",
             f"--http-port={self.ports['http']}",
-            "--grpc-address=127.0.0.1",
+            f"--grpc-address={self.spec.listen}",
             f"--grpc-port={self.ports['grpc']}",
-            "--metrics-address=127.0.0.1",
+            f"--metrics-address={self.spec.listen}",
             f"--metrics-port={self.ports['metrics']}",
             "--allow-gpu-metrics=false",
             "--strict-readiness=true",

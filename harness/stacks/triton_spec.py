@@ -62,6 +62,16 @@ class TritonSpec(StackSpecBase):
     delay_ms: float = Field(0.0, ge=0)
     max_batch_size: int = Field(8, ge=0)
     model_file: ModelFile | None = None  # `large_init`: the file it loads at start (size, load_s)
+    # Where the server listens. Loopback unless load workers on other hosts (or in network
+    # namespaces) must reach it: then an address of one of this host's own interfaces.
+    listen: str = "127.0.0.1"
+
+    @field_validator("listen")
+    @classmethod
+    def _listen_here(cls, value: str) -> str:
+        from harness.stacks.listen import check_listen_address
+
+        return check_listen_address(value)
 
     @field_validator("model")
     @classmethod

@@ -82,19 +82,10 @@ def test_a_worker_started_separately_joins_and_faults_stay_on_the_master(tmp_pat
     path = write(tmp_path, "remote-worker", "{user: triton_http, users: 4, duration: 8s}",
                  "[{kind: process_freeze, at: 3s, duration: 1.5s, role: server}]")
     master = f"127.0.0.1:{free_ports(1)[0]}"
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    run = subprocess.Popen([*HARNESS, "run", str(path), "--runs-dir", "runs", "--no-progress",
-                            "--remote-workers", "1", "--master-bind", master],
-                           cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    worker = subprocess.Popen([*HARNESS, "worker", "--master", master], cwd=tmp_path, env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        run_out, _ = run.communicate(timeout=120)
-        worker_out, _ = worker.communicate(timeout=30)
-    finally:
-        for proc in (run, worker):
-            if proc.poll() is None:
-                proc.kill()
+    run = _start([*HARNESS, "run", str(path), "--runs-dir", "runs", "--no-progress",
+                  "--remote-workers", "1", "--master-bind", master], tmp_path)
+    worker = _start([*HARNESS, "worker", "--master", master], tmp_path)
+    run_out, worker_out = _outputs(run, worker)
     assert run.returncode == ExitCode.PASS, run_out
     assert f"join with: harness worker --master HOST:{master.split(':')[1]}" in run_out
     assert worker.returncode == 0, worker_out
@@ -131,6 +122,22 @@ def test_a_sigkilled_master_leaves_workers_that_cleanup_stops(tmp_path: Path) ->
             run.kill()
 
 
+def _start(argv: list[str], cwd: Path) -> "subprocess.Popen[str]":
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    return subprocess.Popen(argv, cwd=cwd, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+
+def _outputs(run: "subprocess.Popen[str]", worker: "subprocess.Popen[str]") -> tuple[str, str]:
+    """Both outputs once the run ended (and its worker with it); kills what is left on a timeout."""
+    try:
+        return run.communicate(timeout=120)[0], worker.communicate(timeout=30)[0]
+    finally:
+        for proc in (run, worker):
+            if proc.poll() is None:
+                proc.kill()
+
+
 def _worker_pids(run_dir: Path) -> list[int]:
     import json
 
@@ -139,3 +146,57 @@ def _worker_pids(run_dir: Path) -> list[int]:
         if record.get("undo") == "harness.load.distributed:stop_workers":
             return [w["pid"] for w in record["plan"]["workers"]]
     return []
+
+
+@pytest.fixture
+def namespace() -> Any:
+    """A network namespace joined to this host by a veth pair: (namespace, host-side address)."""
+    if os.geteuid() != 0:
+        pytest.skip("network namespaces need root")
+    tag = os.getpid() % 10_000
+    name, host_if, ns_if = f"hxns{tag}", f"hxh{tag}", f"hxn{tag}"
+    subnet = 16 + tag % 200
+    host_ip, ns_ip = f"10.231.{subnet}.1", f"10.231.{subnet}.2"
+    setup = [
+        ["ip", "netns", "add", name],
+        ["ip", "link", "add", host_if, "type", "veth", "peer", "name", ns_if],
+        ["ip", "link", "set", ns_if, "netns", name],
+        ["ip", "addr", "add", f"{host_ip}/30", "dev", host_if],
+        ["ip", "link", "set", host_if, "up"],
+        ["ip", "netns", "exec", name, "ip", "addr", "add", f"{ns_ip}/30", "dev", ns_if],
+        ["ip", "netns", "exec", name, "ip", "link", "set", ns_if, "up"],
+        ["ip", "netns", "exec", name, "ip", "link", "set", "lo", "up"],
+    ]
+    try:
+        for argv in setup:
+            done = subprocess.run(argv, capture_output=True, text=True, timeout=10)
+            if done.returncode != 0:
+                pytest.skip(f"cannot make a network namespace here: {' '.join(argv)}: {done.stderr.strip()}")
+        yield name, host_ip
+    finally:
+        subprocess.run(["ip", "link", "del", host_if], capture_output=True, timeout=10)
+        subprocess.run(["ip", "netns", "del", name], capture_output=True, timeout=10)
+
+
+def test_a_worker_in_a_network_namespace_joins_over_a_veth_link(tmp_path: Path, namespace: Any) -> None:
+    """One local worker and one in a namespace, reaching the master and Triton over a real link."""
+    ns_name, host_ip = namespace
+    path = tmp_path / "netns.yaml"
+    path.write_text(SCENARIO.format(name="netns", load="{user: triton_http, users: 8, duration: 6s}",
+                                    faults="[]").replace("instances: 2", f"instances: 2, listen: {host_ip}"),
+                    encoding="utf-8")
+    master = f"{host_ip}:{free_ports(1, host_ip)[0]}"
+    run = _start([*HARNESS, "run", str(path), "--runs-dir", "runs", "--no-progress", "--workers", "1",
+                  "--remote-workers", "1", "--master-bind", master], tmp_path)
+    worker = _start(["ip", "netns", "exec", ns_name, *HARNESS, "worker", "--master", master], tmp_path)
+    run_out, worker_out = _outputs(run, worker)
+    assert run.returncode == ExitCode.PASS, run_out + worker_out
+    assert worker.returncode == 0, worker_out
+    run_dir = only_run_dir(tmp_path / "runs")
+    assert journal_events(run_dir, "stack_ready")[0]["stack"]["endpoints"]["http"].startswith(f"http://{host_ip}:")
+    stopped = journal_events(run_dir, "load_stopped")[0]
+    total = sum(r["requests"] for r in seconds_of(run_dir))
+    assert len(stopped["worker_reports"]) == 2
+    assert all(r["requests"] > 0.1 * total for r in stopped["worker_reports"])
+    assert sum(r["requests"] for r in stopped["worker_reports"]) == total
+    assert server_successes(run_dir) == pytest.approx(total, rel=0.005)

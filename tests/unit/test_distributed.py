@@ -144,3 +144,26 @@ def test_a_lost_worker_is_journaled_once_and_stops_holding_seconds_back() -> Non
     assert workers.complete_before(9.5) == 9.0
     lost = [e for e in workers.events if e["event"] == "load_worker_lost"]  # type: ignore[attr-defined]
     assert lost == [{"event": "load_worker_lost", "worker": "b", "index": 1}]
+
+
+@pytest.mark.parametrize("listen, message", [
+    ("0.0.0.0", "every interface"),
+    ("203.0.113.9", "not an address of this host"),
+    ("triton.local", "not an IP address"),
+])
+def test_triton_listens_only_on_this_hosts_addresses(scenario_file: Any, listen: str, message: str) -> None:
+    from harness.scenario import load_scenario
+
+    path = scenario_file(
+        f"name: l\nstack: {{kind: triton, listen: '{listen}'}}\nload: {{user: triton_http, duration: 1s}}\n"
+    )
+    with pytest.raises(UsageError) as err:
+        load_scenario(path)
+    assert "stack.listen" in str(err.value) and message in str(err.value) and ":2:" in str(err.value)
+
+
+def test_triton_listen_defaults_to_loopback(scenario_file: Any) -> None:
+    from harness.scenario import load_scenario
+
+    path = scenario_file("name: l\nstack: {kind: triton}\nload: {user: triton_http, duration: 1s}\n")
+    assert load_scenario(path).stack.listen == "127.0.0.1"  # type: ignore[attr-defined]
