@@ -55,8 +55,12 @@ class RunData:
         return (start, max(start, end))
 
     def seconds_in(self, start: float, end: float) -> list[dict[str, Any]]:
-        """Per-second records whose second begins inside [start, end)."""
-        return [r for r in self.seconds if start - 1e-9 <= r["t"] < end]
+        """Per-second records whose second overlaps [start, end).
+
+        Overlaps, not begins inside: the load starts mid-second, and that first partial second's
+        requests belong to the run as much as the last partial second's do.
+        """
+        return [r for r in self.seconds if r["t"] + 1 > start + 1e-9 and r["t"] < end]
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from locust.env import Environment
 from locust.rpc import Message
 from locust.runners import WorkerRunner
 
+from harness.errors import HarnessError
 from harness.load import wire
 from harness.load.driver import build_user_class, rate_schedule
 from harness.load.pacer import Pacer, RateSchedule, RateStep
@@ -106,7 +107,10 @@ def _share_of_pacer(schedule: RateSchedule, setup: wire.Setup) -> Pacer:
 def run_worker(master: str, target_host: str | None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     host, port = split_master(master)
-    worker = HarnessWorker(host, port, target_host)
+    try:  # Locust retries for 5 minutes, so workers may start before their master
+        worker = HarnessWorker(host, port, target_host)
+    except ConnectionError:
+        raise HarnessError(f"no master answered at {master} within 5 minutes") from None
     worker.wait()
     return 0
 

@@ -1,5 +1,6 @@
 """Distributed load against a real Triton: Locust master here, users in worker processes."""
 
+import json
 import os
 import signal
 import subprocess
@@ -61,6 +62,10 @@ def test_two_local_workers_share_the_load_and_every_count_agrees(tmp_path: Path)
     times = [r["t"] for r in seconds]
     assert len(times) == len(set(times)) and len(times) >= 8  # one record per second, no duplicates
     assert all(r.get("hdr") for r in seconds if r["ok"])  # merged latency histograms, not counts only
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["totals"]["requests"] == journal_total
+    assert sorted(w["requests"] for w in summary["load"]["workers"]) == sorted(r["requests"] for r in reports)
+    assert "<h3>Load workers</h3>" in (run_dir / "report.html").read_text()
 
 
 def test_open_model_rate_is_split_between_workers_exactly(tmp_path: Path) -> None:
@@ -139,8 +144,6 @@ def _outputs(run: "subprocess.Popen[str]", worker: "subprocess.Popen[str]") -> t
 
 
 def _worker_pids(run_dir: Path) -> list[int]:
-    import json
-
     for line in (run_dir / "restore.jsonl").read_text().splitlines():
         record = json.loads(line)
         if record.get("undo") == "harness.load.distributed:stop_workers":

@@ -51,3 +51,16 @@ def test_journal_of_killed_run_still_has_a_load_end() -> None:
     data = RunData.from_records(records)
     assert data.load_end == pytest.approx(7.0)
     assert totals(data)["requests"] == 500
+
+
+def test_the_first_partial_second_counts_like_the_last() -> None:
+    """The load starts mid-second (t=2.4): second 2 holds its first requests and must be counted."""
+    records = [
+        {"type": "event", "event": "load_started", "t": 2.4},
+        *({"type": "second", "t": t, "requests": 10, "ok": 10, "errors": {}} for t in (2, 3, 4, 5)),
+        {"type": "event", "event": "load_stopped", "t": 5.4},
+    ]
+    data = RunData.from_records(records)
+    assert totals(data)["requests"] == 40
+    assert totals(data)["duration_s"] == pytest.approx(3.0)
+    assert measure(data, "requests", Window.model_validate({"from": 1})).value == 30  # from t=3.4
