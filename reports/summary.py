@@ -50,6 +50,7 @@ def build_summary(run_dir: Path, scenario: Scenario, data: RunData, verdict: Ver
             "planned_s": scenario.load.total_duration,
             "started_t": data.load_start,
             "stopped_t": data.load_end,
+            "workers": _workers(data),
         },
         "totals": totals(data),
         "slos": [result.to_dict() for result in verdict.slos],
@@ -85,6 +86,9 @@ def findings(data: RunData) -> list[str]:
             found.append(f"t={event['t']:.1f}s: {event['role']} pid {event['pid']} exited ({how})")
         elif event["event"] in ("fault_failed", "restart_failed"):
             found.append(f"t={event['t']:.1f}s: {event['event']}: {event.get('error')}")
+        elif event["event"] == "load_worker_lost":
+            found.append(f"t={event['t']:.1f}s: load worker {event['index']} stopped answering; its users"
+                         " and its last unsent second are missing from then on, so the load was lower")
     return found
 
 
@@ -102,3 +106,11 @@ def _tracing(scenario: Scenario, data: RunData) -> dict[str, Any] | None:
         "spans": span_accounting(data, settings),
         "breakdown": trace_breakdown(data),
     }
+
+
+def _workers(data: RunData) -> list[dict[str, Any]]:
+    """Distributed load: each worker's own totals (empty when the users ran in the harness itself)."""
+    return [
+        {key: report.get(key) for key in ("host", "pid", "requests", "ok", "intended_sent", "unsent")}
+        for report in data.load_summary.get("worker_reports", [])
+    ]

@@ -203,3 +203,29 @@ def test_a_worker_in_a_network_namespace_joins_over_a_veth_link(tmp_path: Path, 
     assert all(r["requests"] > 0.1 * total for r in stopped["worker_reports"])
     assert sum(r["requests"] for r in stopped["worker_reports"]) == total
     assert server_successes(run_dir) == pytest.approx(total, rel=0.005)
+
+
+def test_a_worker_killed_mid_run_is_journaled_and_the_rest_goes_on(tmp_path: Path) -> None:
+    path = write(tmp_path, "lost-worker", "{user: triton_http, users: 8, duration: 12s}")
+    argv = [*HARNESS, "run", str(path), "--runs-dir", "runs", "--no-progress", "--workers", "2"]
+    run = _start(argv, tmp_path)
+    try:
+        run_dir = wait_for_event(tmp_path / "runs", "load_started", timeout=90)
+        time.sleep(3.0)
+        victim = psutil.Process(_worker_pids(run_dir)[0])
+        victim.kill()
+        out, _ = run.communicate(timeout=120)
+    finally:
+        if run.poll() is None:
+            run.kill()
+    assert run.returncode in (ExitCode.PASS, ExitCode.SLO_FAILED), out  # a verdict, not a crash or a hang
+    lost = journal_events(run_dir, "load_worker_lost")
+    started = journal_events(run_dir, "load_started")[0]["t"]
+    assert len(lost) == 1 and lost[0]["t"] - started < 3.0 + 6.0  # Locust's heartbeat: about 3 s
+    stopped = journal_events(run_dir, "load_stopped")[0]
+    assert len(stopped["workers_without_final"]) == 1
+    seconds = seconds_of(run_dir)
+    after_loss = [r for r in seconds if lost[0]["t"] + 1 < r["t"] < started + 11]
+    assert after_loss and all(r["requests"] > 0 for r in after_loss)  # the other worker goes on
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert any("load worker" in finding for finding in summary["findings"])
