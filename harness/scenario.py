@@ -21,6 +21,7 @@ from harness.load.openai_settings import OpenAISettings
 from harness.logpatterns import DEFAULT_LOG_PATTERNS
 from harness.memory.startup import StartupSpec
 from harness.plugins import first_error
+from harness.repeatspec import MAX_REPEAT, PassIn, check_pass_in
 from harness.sidecars import SidecarSpec, check_sidecars
 from harness.specbase import Duration, RestartPolicy, StackSpecBase, Strict
 from harness.stacks.external_spec import ExternalSpec
@@ -126,6 +127,8 @@ class Slo(Strict):
     threshold: float
     window: WindowSpec = "all"
     name: str | None = None
+    pass_in: PassIn | None = None  # with `repeat: M`: must hold in N of the M runs (else in all)
+    confidence: float = Field(0.95, ge=0.5, lt=1.0)  # of the interval reported beside the value
 
     @model_validator(mode="before")
     @classmethod
@@ -229,6 +232,7 @@ class Scenario(Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     description: str = ""
     seed: int | None = None  # faults' random choices and jitter; recorded so a run can be replayed
+    repeat: int = Field(1, ge=1, le=MAX_REPEAT)  # full runs in one series, judged together (pass_in)
     stack: StackSpec
     load: LoadSpec
     faults: list[FaultSpec] = Field(default_factory=list)
@@ -271,6 +275,11 @@ class Scenario(Strict):
                     f"(define it under observe.log_patterns; built in: {', '.join(DEFAULT_LOG_PATTERNS)})"
                 )
         return slos
+
+    @model_validator(mode="after")
+    def _pass_in_counts_repeats(self) -> "Scenario":
+        check_pass_in([slo.pass_in for slo in self.slo], self.repeat)
+        return self
 
 
 def load_scenario(path: Path) -> Scenario:

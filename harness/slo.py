@@ -1,4 +1,5 @@
-"""SLO evaluation: each assertion with the value measured, the threshold and the sample size."""
+"""SLO evaluation: each assertion with the value measured, the threshold, the sample size and,
+where the value is a statistic of requests, a confidence interval (harness.stats)."""
 
 import operator
 from collections.abc import Callable
@@ -7,6 +8,7 @@ from typing import Any
 
 from harness.analysis import RunData, measure
 from harness.scenario import Slo
+from harness.sloci import Interval, interval_for, sample_size
 
 _OPERATORS: dict[str, Callable[[float, float], bool]] = {
     "<": operator.lt,
@@ -24,9 +26,13 @@ class SloResult:
     threshold: float
     measured: float | None
     passed: bool
-    samples: int
+    samples: int  # what the value rests on: requests, faults, observations (see README)
     window: Any
     detail: str = ""
+    ci: list[float | None] | None = None  # [low, high]; None on a side the sample cannot bound
+    confidence: float | None = None
+    ci_method: str = ""
+    marginal: bool = False  # the threshold lies inside the interval: the verdict could go either way
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -42,10 +48,25 @@ def evaluate(slo: Slo, data: RunData) -> SloResult:
         )
     passed = _OPERATORS[slo.op](result.value, slo.threshold)
     value = round(result.value, 6)
+    detail = f"measured {value:g} {'meets' if passed else 'breaks'} {slo.op} {slo.threshold:g}"
+    interval = interval_for(data, slo.metric, slo.window, slo.confidence)
+    if interval is None:
+        samples = sample_size(data, slo.metric, slo.window, result.samples)
+        return SloResult(slo.label, slo.metric, slo.op, slo.threshold, value, passed, samples, window, detail)
+    marginal = interval.contains(slo.threshold)
+    detail += f"; {interval.describe()}"
+    if interval.note:
+        detail += f"; {interval.note}"
+    if marginal:
+        detail += f"; marginal: {slo.threshold:g} lies inside the interval"
     return SloResult(
-        slo.label, slo.metric, slo.op, slo.threshold, value, passed, result.samples, window,
-        f"measured {value:g} {'meets' if passed else 'breaks'} {slo.op} {slo.threshold:g}",
+        slo.label, slo.metric, slo.op, slo.threshold, value, passed, interval.samples, window, detail,
+        ci=_rounded(interval), confidence=interval.confidence, ci_method=interval.method, marginal=marginal,
     )
+
+
+def _rounded(interval: Interval) -> list[float | None]:
+    return [None if v is None else round(v, 6) for v in (interval.low, interval.high)]
 
 
 def evaluate_all(slos: list[Slo], data: RunData) -> list[SloResult]:

@@ -45,7 +45,9 @@ def decide(scenario: Scenario, data: RunData) -> Verdict:
         return Verdict("reproduced", ExitCode.PASS, "every reproduction condition held", slos)
     if failed:
         return Verdict("fail", ExitCode.SLO_FAILED, _names(failed, "failed"), slos)
-    return Verdict("pass", ExitCode.PASS, f"{len(slos)} SLO(s) held", slos)
+    marginal = sum(1 for s in slos if s.marginal)
+    note = f" ({marginal} marginal: the threshold lies inside the confidence interval)" if marginal else ""
+    return Verdict("pass", ExitCode.PASS, f"{len(slos)} SLO(s) held{note}", slos)
 
 
 def _names(failed: list[SloResult], word: str) -> str:

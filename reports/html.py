@@ -55,7 +55,7 @@ def build_html(summary: dict[str, Any], data: RunData) -> str:
         tracing_section(summary.get("tracing")),
         torchserve_section(summary.get("torchserve"), data),
         "<h2>Totals</h2>",
-        _totals_table(summary["totals"]),
+        _totals_table(summary["totals"]) + _workers_table(summary["load"].get("workers", [])),
         _findings(summary["findings"]),
         _log_table(summary.get("log_patterns", {}), origin),
         "<h2>Events</h2>",
@@ -202,15 +202,27 @@ def _slo_table(slos: list[dict[str, Any]]) -> str:
     if not slos:
         return "<p class='muted'>This scenario sets no SLO.</p>"
     rows = "".join(
-        f"<tr><td>{escape(s['name'])}</td><td>{_fmt(s['measured'])}</td>"
+        f"<tr><td>{escape(s['name'])}</td><td>{_fmt(s['measured'])}</td><td>{_ci(s)}</td>"
         f"<td>{escape(s['op'])} {s['threshold']:g}</td><td>{s['samples']}</td>"
-        f"<td class='{'ok' if s['passed'] else 'bad'}'>{'held' if s['passed'] else 'FAILED'}</td></tr>"
+        f"<td class='{'ok' if s['passed'] else 'bad'}'>{'held' if s['passed'] else 'FAILED'}"
+        f"{' (marginal)' if s.get('marginal') else ''}</td></tr>"
         for s in slos
     )
+    notes = "".join(f"<li>{escape(s['name'])}: {escape(s['detail'])}</li>" for s in slos
+                    if s.get("marginal") or "too few samples" in s["detail"])
     return (
-        "<table><tr><th>SLO</th><th>measured</th><th>threshold</th><th>samples</th>"
-        f"<th>result</th></tr>{rows}</table>"
+        "<table><tr><th>SLO</th><th>measured</th><th>confidence interval</th><th>threshold</th>"
+        f"<th>samples</th><th>result</th></tr>{rows}</table>"
+        + (f"<ul class='muted'>{notes}</ul>" if notes else "")
     )
+
+
+def _ci(slo: dict[str, Any]) -> str:
+    """`95%: 39.8 to 44.1`; a side the sample cannot bound is open."""
+    if not slo.get("ci"):
+        return "&ndash;"
+    low, high = ("open" if v is None else _fmt(float(v)) for v in slo["ci"])
+    return f"{slo['confidence']:.0%}: {low} to {high}"
 
 
 def _totals_table(totals: dict[str, Any]) -> str:
@@ -227,6 +239,19 @@ def _totals_table(totals: dict[str, Any]) -> str:
     rows += [(f"errors: {k}", v) for k, v in totals["errors_by_kind"].items()]
     cells = "".join(f"<tr><td>{escape(k)}</td><td>{_fmt(v)}</td></tr>" for k, v in rows)
     return f"<table>{cells}</table>"
+
+
+def _workers_table(workers: list[dict[str, Any]]) -> str:
+    """Distributed load: each worker's own count, so an idle or lost worker stands out."""
+    if not workers:
+        return ""
+    rows = "".join(
+        f"<tr><td>{i}</td><td>{escape(str(w['host']))}</td><td>{w['pid']}</td><td>{_fmt(w['requests'])}</td>"
+        f"<td>{_fmt(w['ok'])}</td></tr>"
+        for i, w in enumerate(workers)
+    )
+    return ("<h3>Load workers</h3><table><tr><th>worker</th><th>host</th><th>pid</th><th>requests</th>"
+            f"<th>succeeded</th></tr>{rows}</table>")
 
 
 def _findings(findings: list[str]) -> str:

@@ -24,7 +24,8 @@ def build_junit(summary: dict[str, Any]) -> bytes:
         case = ET.SubElement(suite, "testcase", classname=summary["scenario"], name=slo["name"])
         if not slo["passed"]:
             failure = ET.SubElement(case, "failure", message=slo["detail"], type="SloFailed")
-            failure.text = f"{slo['metric']} {slo['op']} {slo['threshold']}: measured {slo['measured']}"
+            failure.text = f"{slo['metric']} {slo['op']} {slo['threshold']}: {measured_text(slo)}"
+        ET.SubElement(case, "system-out").text = f"{measured_text(slo)}\n{slo['detail']}"
     if summary["verdict"] in ("stack_failed", "error", "interrupted", "incomplete") or not slos:
         case = ET.SubElement(suite, "testcase", classname=summary["scenario"], name="run")
         if summary["verdict"] in ("stack_failed", "error", "interrupted", "incomplete"):
@@ -32,3 +33,15 @@ def build_junit(summary: dict[str, Any]) -> bytes:
             error.text = summary["reason"]
             suite.set("errors", "1")
     return ET.tostring(suite, encoding="utf-8", xml_declaration=True)
+
+
+def measured_text(slo: dict[str, Any]) -> str:
+    """`measured 41.2 (95% CI 39.8 to 44.1, n=5234, marginal)`: the value and how sure it is."""
+    parts = [f"n={slo['samples']}"]
+    ci = slo.get("ci")
+    if ci is not None:
+        low, high = ("unbounded" if v is None else f"{v:g}" for v in ci)
+        parts.insert(0, f"{slo['confidence']:.0%} CI {low} to {high}")
+    if slo.get("marginal"):
+        parts.append("marginal")
+    return f"measured {slo['measured']} ({', '.join(parts)})"
