@@ -5,6 +5,7 @@ started this run). A run killed at any point leaves a journal that `harness repo
 """
 
 import json
+import math
 import os
 import time
 from pathlib import Path
@@ -38,17 +39,93 @@ class Journal:
         self._write({"type": "second", **record}, sync=True)
 
     def _write(self, record: dict[str, Any], sync: bool = False) -> None:
-        if self._file is None:
-            return
-        self._file.write(json.dumps(record, separators=(",", ":"), default=str) + "\n")
-        self._file.flush()
-        if sync:  # once a second: cheap, and a host crash loses at most a second
-            os.fsync(self._file.fileno())
+        _put(self._file, record, sync)
 
     def close(self) -> None:
         if self._file is not None:
             self._file.close()
             self._file = None
+
+
+def _put(handle: TextIO | None, record: dict[str, Any], sync: bool = False) -> None:
+    if handle is None:
+        return
+    handle.write(json.dumps(record, separators=(",", ":"), default=str) + "\n")
+    handle.flush()
+    if sync:  # once a second: cheap, and a host crash loses at most a second
+        os.fsync(handle.fileno())
+
+
+class RotatingJournal(Journal):
+    """A journal whose file can be switched while the run goes (soak cycles), one file per part.
+
+    `rotate(path, boundary)` opens a new file; the old one stays open as the *tail* for a while:
+    - `second` and `series` records stamped before `boundary` still go to the tail (a second that
+      straddles the boundary is completed after it), so every record lands in exactly one file;
+    - while `tail_events` is set, events go to the tail as well as to the new file, so the end of
+      something the old part started (a fault's restore, the stack's recovery) is in its file too.
+    `close_tail()` ends it. `event_here` and `event_tail` write an event to one file only.
+    """
+
+    def __init__(self, path: Path, clock_origin: float | None = None):
+        super().__init__(path, clock_origin)
+        self._tail: TextIO | None = None
+        self.tail_path: Path | None = None
+        self.tail_before = 0.0
+        self.tail_events = False
+        self.last_second = -math.inf  # the latest `second` record written (they come in order)
+
+    def rotate(self, path: Path, boundary: float) -> None:
+        """Write to `path` from now on; the current file becomes the tail (a previous tail closes)."""
+        self.close_tail()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._tail, self.tail_path = self._file, self.path
+        self.tail_before = boundary
+        self.tail_events = False
+        self._file = path.open("a", encoding="utf-8")
+        self.path = path
+
+    def close_tail(self) -> Path | None:
+        """Close the tail file; returns its path (None when there was none)."""
+        path, self.tail_path = self.tail_path, None
+        if self._tail is not None:
+            self._tail.close()
+            self._tail = None
+        self.tail_events = False
+        return path
+
+    def event_here(self, name: str, /, **fields: Any) -> dict[str, Any]:
+        """An event for the current file only (e.g. the header of a new part)."""
+        record = self._event_record(name, fields)
+        _put(self._file, record)
+        return record
+
+    def event_tail(self, name: str, /, **fields: Any) -> dict[str, Any]:
+        """An event for the tail file only (e.g. the end of the part it holds)."""
+        record = self._event_record(name, fields)
+        _put(self._tail, record)
+        return record
+
+    def _event_record(self, name: str, fields: dict[str, Any]) -> dict[str, Any]:
+        record = {"type": "event", "event": name, "t": round(self.now(), 4), "wall": time.time()}
+        record.update(fields)
+        return record
+
+    def _write(self, record: dict[str, Any], sync: bool = False) -> None:
+        if record.get("type") == "second":
+            self.last_second = max(self.last_second, float(record["t"]))
+        if self._tail is not None:
+            if record.get("type") == "event":
+                if self.tail_events:
+                    _put(self._tail, record)
+            elif float(record.get("t", 0.0)) < self.tail_before:
+                _put(self._tail, record, sync)
+                return
+        _put(self._file, record, sync)
+
+    def close(self) -> None:
+        self.close_tail()
+        super().close()
 
 
 def read_journal(path: Path) -> list[dict[str, Any]]:

@@ -51,6 +51,8 @@ class Interrupted(Exception):
 
 
 class Run:
+    journal_class: type[Journal] = Journal  # a soak's journal rotates
+
     def __init__(
         self,
         scenario: Scenario,
@@ -62,7 +64,7 @@ class Run:
     ):
         self.scenario = scenario
         self.run_dir = make_run_dir(runs_root, scenario.name, scenario_file)
-        self.journal = Journal(self.run_dir / "journal.jsonl")
+        self.journal = self.journal_class(self.run_dir / "journal.jsonl")
         self.restore = RestoreLog(self.run_dir)
         self.recorder = Recorder(self.journal.now)
         self.seed = _choose_seed(seed, scenario.seed)
@@ -82,6 +84,9 @@ class Run:
     def execute(self) -> tuple[Verdict, dict[str, Any]]:
         _log_to(self.run_dir / "harness.log")
         signals = (signal.SIGINT, signal.SIGTERM)
+        # gevent's cancel() leaves a signal at its default action (death, no report): put back the
+        # handlers that were there, so a Ctrl-C while reports are written still lands somewhere sane.
+        previous = {sig: signal.getsignal(sig) for sig in signals}
         handlers = [gevent.signal_handler(sig, self._on_signal, sig) for sig in signals]
         self.journal.event(
             "run_started", scenario=self.scenario.name, harness=__version__, pid=os.getpid(),
@@ -105,6 +110,12 @@ class Run:
             self._teardown()
             for handler in handlers:
                 handler.cancel()
+            for sig, before in previous.items():
+                signal.signal(sig, before)
+        return self._write_reports()
+
+    def _write_reports(self) -> tuple[Verdict, dict[str, Any]]:
+        """From the journal: verdict, summary.json, junit.xml, report.html (a soak writes its own)."""
         return write_reports(self.run_dir, self.scenario)
 
     def _on_signal(self, sig: int) -> None:
@@ -151,12 +162,16 @@ class Run:
         stack = self.stack
         ctx = FaultContext(roles=stack.roles, restart_stack=self.restart_stack, rng=self.rng,
                            stack=stack, collector=self.collector, journal=self.journal)
-        planned = plan_timeline(self.scenario.faults, self.scenario.load.total_duration, self.rng)
-        self.faults = FaultRunner(planned, ctx, self.journal, self.restore)
+        self.faults = self._fault_runner(ctx)
         try:
             self.faults.validate()
         except FaultError as exc:
             raise UsageError(f"faults: {exc}") from None
+
+    def _fault_runner(self, ctx: FaultContext) -> FaultRunner:
+        """The faults of the scenario's timeline (a soak plans one cycle at a time)."""
+        planned = plan_timeline(self.scenario.faults, self.scenario.load.total_duration, self.rng)
+        return FaultRunner(planned, ctx, self.journal, self.restore)
 
     def _start_supervisor(self) -> None:
         assert self.stack is not None
@@ -235,7 +250,7 @@ class Run:
         self.journal.event("load_started", user=spec.user, open_model=spec.open_model,
                            workers=self.worker_plan.expected if self.worker_plan else 0)
         started = self.journal.now()
-        self.driver.start()
+        self._start_load(started)
         assert self.faults is not None
         self.faults.start(origin=started)
         while not self.stop_requested.is_set():
@@ -261,6 +276,11 @@ class Run:
                 p99 = record["latency_ms"].get("p99")
                 users = self.driver.user_count if self.driver else 0
                 progress.update(elapsed, record["ok"], errors, p99, users)
+
+    def _start_load(self, started: float) -> None:
+        """Start the users; `started` is the run-clock time the load's clock counts from."""
+        assert self.driver is not None
+        self.driver.start()
 
     def _stop_load(self) -> None:
         if self.driver is None:

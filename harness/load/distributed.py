@@ -25,6 +25,7 @@ from harness.journal import Journal
 from harness.load import wire
 from harness.load.recorder import Recorder
 from harness.load.target import Target
+from harness.load.workeropts import WorkerPlan
 from harness.procs import ManagedProcess, ProcessId, kill_all
 from harness.restore import RestoreLog
 from harness.scenario import LoadSpec
@@ -40,21 +41,6 @@ WORKER_DEADLINE_GRACE_S = 120.0
 
 class WorkersFailed(HarnessError):
     """Load workers did not start or join in time (the exit code is INTERNAL_ERROR)."""
-
-
-@dataclass
-class WorkerPlan:
-    """How many workers a run uses and where its master listens."""
-
-    local: int = 0
-    remote: int = 0  # started elsewhere with `harness worker --master HOST:PORT`
-    bind_host: str = "127.0.0.1"
-    bind_port: int = 0  # 0: any free port (only for local workers)
-    join_timeout_s: float = 60.0
-
-    @property
-    def expected(self) -> int:
-        return self.local + self.remote
 
 
 @dataclass
@@ -238,25 +224,3 @@ def stop_workers(plan: dict[str, Any]) -> list[str]:
     """`harness cleanup`: stop local load workers a killed master left running (by PID and start time)."""
     idents = [ProcessId(w["pid"], w["create_time"], "harness worker") for w in plan.get("workers", [])]
     return [f"stopped load worker pid {i.pid}" for i in kill_all(idents, grace=3.0)]
-
-
-def plan_from_args(local: int, remote: int, bind: str | None) -> WorkerPlan | None:
-    """The command line's --workers/--remote-workers/--master-bind, checked; None for a local run."""
-    from harness.errors import UsageError
-    from harness.load.worker import split_master
-
-    if local < 0 or remote < 0:
-        raise UsageError("--workers and --remote-workers take a number >= 0")
-    if local + remote == 0:
-        if bind:
-            raise UsageError("--master-bind needs --workers or --remote-workers")
-        return None
-    plan = WorkerPlan(local=local, remote=remote)
-    if bind:
-        try:
-            plan.bind_host, plan.bind_port = split_master(bind)
-        except ValueError as exc:
-            raise UsageError(str(exc).replace("--master", "--master-bind")) from None
-    elif remote:
-        raise UsageError("--remote-workers needs --master-bind HOST:PORT that the other machines can reach")
-    return plan

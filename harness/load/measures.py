@@ -21,34 +21,48 @@ def new_measure_histogram() -> HdrHistogram:
     return HdrHistogram(LOWEST_US, HIGHEST_US, DIGITS)
 
 
-def record_measures(hists: dict[str, HdrHistogram], values: dict[str, float]) -> None:
+def record_measures(hists: dict[str, HdrHistogram], values: dict[str, float],
+                    totals: dict[str, float] | None = None) -> None:
+    """Record each value; `totals` (if given) keeps each measure's sum of scaled values for its mean."""
     for name, value in values.items():
         hist = hists.get(name)
         if hist is None:
             hist = hists[name] = new_measure_histogram()
-        scaled = int(round(value * SCALE))
-        hist.record_value(min(HIGHEST_US, max(LOWEST_US, scaled)))
+        scaled = min(HIGHEST_US, max(LOWEST_US, int(round(value * SCALE))))
+        hist.record_value(scaled)
+        if totals is not None:
+            totals[name] = totals.get(name, 0.0) + scaled
 
 
-def measure_summary(hist: HdrHistogram) -> dict[str, float]:
-    """count, pNN, mean and max in the measure's own unit."""
+def measure_summary(hist: HdrHistogram, total: float | None = None) -> dict[str, float]:
+    """count, pNN, mean and max in the measure's own unit.
+
+    Pass `total` (the sum of the scaled values) where it is known: hdrh's mean walks the whole
+    histogram in Python through an iterator that also keeps the histogram alive until a full
+    garbage collection.
+    """
     if hist.get_total_count() == 0:
         return {}
     out: dict[str, float] = {f"p{p:g}": hist.get_value_at_percentile(p) / SCALE for p in REPORTED_PERCENTILES}
-    out["mean"] = hist.get_mean_value() / SCALE
+    mean = hist.get_mean_value() if total is None else total / hist.get_total_count()
+    out["mean"] = mean / SCALE
     out["max"] = hist.get_max_value() / SCALE
     out = {key: round(value, 3) for key, value in out.items()}
     out["count"] = hist.get_total_count()
     return out
 
 
-def measures_record(hists: dict[str, HdrHistogram]) -> dict[str, Any]:
-    """What one second's journal record holds: per measure its summary and encoded histogram."""
-    return {
-        name: {**measure_summary(hist), "hdr": hist.encode().decode("ascii")}
-        for name, hist in hists.items()
-        if hist.get_total_count()
-    }
+def measures_record(hists: dict[str, HdrHistogram], totals: dict[str, float] | None = None) -> dict[str, Any]:
+    """What one second's journal record holds: per measure its summary, sum and encoded histogram."""
+    totals = totals or {}
+    out: dict[str, Any] = {}
+    for name, hist in hists.items():
+        if not hist.get_total_count():
+            continue
+        out[name] = {**measure_summary(hist, totals.get(name)), "hdr": hist.encode().decode("ascii")}
+        if name in totals:
+            out[name]["sum"] = totals[name]  # lets a master merge workers' seconds with an exact mean
+    return out
 
 
 def merged_measure(records: list[dict[str, Any]], name: str) -> HdrHistogram:

@@ -21,6 +21,7 @@ from harness.load.driver import build_user_class, rate_schedule
 from harness.load.pacer import Pacer, RateSchedule, RateStep
 from harness.load.recorder import Recorder
 from harness.load.requests import RequestListener
+from harness.load.workeropts import split_master
 
 log = logging.getLogger(__name__)
 
@@ -113,11 +114,3 @@ def run_worker(master: str, target_host: str | None) -> int:
         raise HarnessError(f"no master answered at {master} within 5 minutes") from None
     worker.wait()
     return 0
-
-
-def split_master(text: str) -> tuple[str, int]:
-    """`HOST:PORT` (or `[v6]:PORT`) -> (host, port); ValueError with the reason otherwise."""
-    host, sep, port = text.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ValueError(f"--master {text!r}: expected HOST:PORT, e.g. 127.0.0.1:5557")
-    return host.strip("[]"), int(port)
