@@ -7,16 +7,11 @@ repetition's value with its confidence interval against the threshold.
 from html import escape
 from typing import Any
 
-_CSS = """
-body{font-family:system-ui,sans-serif;margin:24px;color:#222;max-width:960px}
-h1{font-size:20px;margin-bottom:4px} h2{font-size:16px;margin-top:28px}
-.verdict{display:inline-block;padding:4px 12px;border-radius:4px;color:#fff;font-weight:600}
-.pass,.reproduced{background:#2a7d2a} .fail,.not_reproduced,.stack_failed,.error,.usage_error{background:#b22}
-.interrupted,.incomplete{background:#b77a00}
-table{border-collapse:collapse;margin:8px 0;font-size:13px}
-td,th{border:1px solid #ccc;padding:3px 8px;text-align:left}
+from reports.style import BASE_CSS
+
+_CSS = BASE_CSS + """
 .held{color:#2a7d2a;font-weight:600} .failed{color:#b22;font-weight:600} .undecided{color:#b77a00}
-.muted{color:#666;font-size:13px} svg{font-size:11px}
+svg{font-size:11px}
 """
 _W, _H, _LEFT, _RIGHT, _TOP, _BOTTOM = 640, 170, 70, 20, 14, 26
 

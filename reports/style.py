@@ -1,0 +1,16 @@
+"""The look every self-contained report page shares (run, series, soak); each adds its own rules after."""
+
+BASE_CSS = """
+body{font-family:system-ui,sans-serif;margin:24px;color:#222;max-width:960px}
+h1{font-size:20px;margin-bottom:4px} h2{font-size:16px;margin-top:28px}
+.verdict{display:inline-block;padding:4px 12px;border-radius:4px;color:#fff;font-weight:600}
+.pass,.reproduced{background:#2a7d2a} .fail,.not_reproduced,.stack_failed,.error,.usage_error{background:#b22}
+.interrupted,.incomplete{background:#b77a00}
+table{border-collapse:collapse;margin:8px 0;font-size:13px}
+td,th{border:1px solid #ccc;padding:3px 8px;text-align:left}
+td.ok{color:#2a7d2a;font-weight:600} td.bad{color:#b22;font-weight:600} td.num{text-align:right}
+.chart{width:100%;height:auto;margin:6px 0} .title{font-size:13px;font-weight:600}
+.tick,.label,.legend{font-size:11px} .axis{stroke:#444} .grid{stroke:#eee}
+.band{fill:#f4a; fill-opacity:.15} .marker{stroke:#888;stroke-dasharray:4 3}
+.muted{color:#666;font-size:13px}
+"""
