@@ -52,8 +52,8 @@ def series_length(scenario: Scenario, scenario_file: Path, override: int | None)
 class _Stop:
     """Ctrl-C or SIGTERM between repetitions: no new repetition starts.
 
-    During a repetition the Run's own handlers take over (it winds down and reports); they leave
-    the default disposition behind when they go, so ours are put back after every repetition.
+    During a repetition the Run's own handlers take over (it winds down and reports); when they go,
+    the Run puts back the handlers it found, these.
     """
 
     def __init__(self) -> None:
@@ -87,7 +87,6 @@ def run_series(scenario: Scenario, scenario_file: Path, runs_root: Path, make_ru
             run = make_run(series_dir)
             print(f"repetition {index}/{repeat}: run folder {run.run_dir}", flush=True)
             verdict, summary = run.execute()
-            stop.install()
             reps.append(Repetition.from_summary(index, summary))
             print(f"repetition {index}/{repeat}: {verdict.word.upper()} (exit {int(verdict.code)}): "
                   f"{verdict.reason}", flush=True)
