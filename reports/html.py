@@ -8,7 +8,7 @@ from harness.faultimpact import fault_impacts, fault_intervals
 from reports.containers_html import containers_section
 from reports.llm_html import llm_section
 from reports.memory_html import memory_section
-from reports.style import BASE_CSS
+from reports.style import BASE_CSS, fmt, kv_table
 from reports.svgplot import Chart, render
 from reports.torchserve_html import torchserve_section
 from reports.tracing_html import tracing_section
@@ -225,8 +225,7 @@ def _totals_table(totals: dict[str, Any]) -> str:
     ]
     rows += [(f"latency {k} (ms)", v) for k, v in totals["latency_ms"].items()]
     rows += [(f"errors: {k}", v) for k, v in totals["errors_by_kind"].items()]
-    cells = "".join(f"<tr><td>{escape(k)}</td><td>{_fmt(v)}</td></tr>" for k, v in rows)
-    return f"<table>{cells}</table>"
+    return kv_table(rows)
 
 
 def _workers_table(workers: list[dict[str, Any]]) -> str:
@@ -262,8 +261,4 @@ def _events_table(events: list[dict[str, Any]], origin: float) -> str:
 
 
 def _fmt(value: Any) -> str:
-    if value is None:
-        return "&ndash;"
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return escape(str(value))
+    return escape(fmt(value))

@@ -8,7 +8,7 @@ link to that cycle's own report.html.
 from html import escape
 from typing import Any
 
-from reports.style import BASE_CSS
+from reports.style import BASE_CSS, fmt, kv_table
 from reports.svgplot import Chart, render
 
 _CSS = BASE_CSS + """
@@ -56,14 +56,14 @@ def _settings(soak: dict[str, Any]) -> str:
         ("RSS warm-up left out of slopes", f"{s['warmup_s']:g} s"),
         ("run folder", soak["run_dir"]),
     ]
-    return _kv_table(rows)
+    return kv_table(rows)
 
 
 def _limits(limits: list[dict[str, Any]]) -> str:
     if not limits:
         return "<p class='muted'>No soak-level limit was set (e.g. --max-rss-slope-mb-per-h).</p>"
     rows = "".join(
-        f"<tr><td>{escape(s['name'])}</td><td>{_fmt(s['measured'])}</td><td>{escape(s['op'])} "
+        f"<tr><td>{escape(s['name'])}</td><td>{fmt(s['measured'])}</td><td>{escape(s['op'])} "
         f"{s['threshold']:g}</td><td>{s['samples']}</td>"
         f"<td class='{'ok' if s['passed'] else 'bad'}'>{'held' if s['passed'] else 'FAILED'}</td></tr>"
         for s in limits
@@ -78,28 +78,28 @@ def _trend_table(soak: dict[str, Any]) -> str:
     rows = [
         ("target RSS slope (MB/hour, least squares)", target["slope_mb_per_h"]),
         ("target RSS first / last / max (MiB)", _trio(target)),
-        ("target RSS samples used (from s)", f"{target['samples']} (from {_fmt(target['from_s'])})"),
+        ("target RSS samples used (from s)", f"{target['samples']} (from {fmt(target['from_s'])})"),
         ("harness RSS slope (MB/hour)", harness["slope_mb_per_h"]),
         ("harness RSS first / last / max (MiB)", _trio(harness)),
         (f"p99 first / last {p99.get('compared', 0)} cycle(s) (ms)",
-         f"{_fmt(p99['first_ms'])} / {_fmt(p99['last_ms'])}"),
-        ("p99 drift (ms, %)", f"{_fmt(p99['drift_ms'])} ({_fmt(p99['drift_pct'])}%)"),
+         f"{fmt(p99['first_ms'])} / {fmt(p99['last_ms'])}"),
+        ("p99 drift (ms, %)", f"{fmt(p99['drift_ms'])} ({fmt(p99['drift_pct'])}%)"),
         ("p99 slope (ms/hour)", p99["slope_ms_per_h"]),
-        ("error window per cycle: max / mean (s)", f"{_fmt(windows['max_s'])} / {_fmt(windows['mean_s'])}"),
+        ("error window per cycle: max / mean (s)", f"{fmt(windows['max_s'])} / {fmt(windows['mean_s'])}"),
         ("error window slope (s/hour)", windows["slope_s_per_h"]),
         ("longest recovery (s); faults never recovered",
-         f"{_fmt(windows['recovery_max_s'])}; {windows['unrecovered']}"),
+         f"{fmt(windows['recovery_max_s'])}; {windows['unrecovered']}"),
         ("requests / failed / error rate",
-         f"{totals['requests']} / {totals['errors']} / {_fmt(totals['error_rate'])}"),
+         f"{totals['requests']} / {totals['errors']} / {fmt(totals['error_rate'])}"),
         ("throughput (ok/s)", totals["throughput_rps"]),
         ("faults injected; requests failed in their windows",
          f"{totals['faults']}; {totals['failed_in_faults']}"),
     ]
-    return _kv_table(rows)
+    return kv_table(rows)
 
 
 def _trio(trend: dict[str, Any]) -> str:
-    return f"{_fmt(trend['first_mb'])} / {_fmt(trend['last_mb'])} / {_fmt(trend['max_mb'])}"
+    return f"{fmt(trend['first_mb'])} / {fmt(trend['last_mb'])} / {fmt(trend['max_mb'])}"
 
 
 def _charts(soak: dict[str, Any]) -> list[str]:
@@ -192,12 +192,12 @@ def _cycle_row(r: dict[str, Any]) -> str:
     if r.get("partial") and r["verdict"] not in ("interrupted", "incomplete"):
         verdict += "<br><span class='muted'>cut short at --for: not judged</span>"
     return (
-        f"<tr><td>{link}</td><td class='num'>{_fmt(r.get('offset_s'))}s</td>"
+        f"<tr><td>{link}</td><td class='num'>{fmt(r.get('offset_s'))}s</td>"
         f"<td class='num'>{r['requests']}</td>"
-        f"<td class='num'>{r['errors']}</td><td class='num'>{_fmt(r['error_rate'])}</td>"
-        f"<td class='num'>{_fmt(r['p50_ms'])} / {_fmt(r['p99_ms'])}</td><td>{faults}</td>"
-        f"<td class='num'>{_fmt(r.get('target_rss_mb'))}</td>"
-        f"<td class='num'>{_fmt(r.get('harness_rss_mb'))}</td>"
+        f"<td class='num'>{r['errors']}</td><td class='num'>{fmt(r['error_rate'])}</td>"
+        f"<td class='num'>{fmt(r['p50_ms'])} / {fmt(r['p99_ms'])}</td><td>{faults}</td>"
+        f"<td class='num'>{fmt(r.get('target_rss_mb'))}</td>"
+        f"<td class='num'>{fmt(r.get('harness_rss_mb'))}</td>"
         f"<td class='{'ok' if good else 'bad'}'>{verdict}</td></tr>"
     )
 
@@ -206,21 +206,8 @@ def _fault_text(fault: dict[str, Any]) -> str:
     if fault.get("detected") and fault.get("recover_s") is None:
         recovery = "<b>never recovered</b>"
     elif fault.get("recover_s") is not None:
-        recovery = f"recovered {_fmt(fault['recover_s'])} s"
+        recovery = f"recovered {fmt(fault['recover_s'])} s"
     else:
         recovery = "no failure seen"
-    return (f"{escape(fault['name'])} ({escape(fault['id'])}): window {_fmt(fault['window_s'])} s, "
+    return (f"{escape(fault['name'])} ({escape(fault['id'])}): window {fmt(fault['window_s'])} s, "
             f"{fault['failed_requests']} failed, {recovery}")
-
-
-def _kv_table(rows: list[tuple[str, Any]]) -> str:
-    cells = "".join(f"<tr><td>{escape(k)}</td><td>{escape(_fmt(v))}</td></tr>" for k, v in rows)
-    return f"<table>{cells}</table>"
-
-
-def _fmt(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.4g}" if abs(value) < 1e6 else f"{value:.0f}"
-    return str(value)

@@ -1,4 +1,8 @@
-"""The look every self-contained report page shares (run, series, soak); each adds its own rules after."""
+"""What every self-contained report page shares (run, series, soak): the stylesheet each adds its
+own rules after, and how a value is written in a cell."""
+
+from html import escape
+from typing import Any
 
 BASE_CSS = """
 body{font-family:system-ui,sans-serif;margin:24px;color:#222;max-width:960px}
@@ -14,3 +18,18 @@ td.ok{color:#2a7d2a;font-weight:600} td.bad{color:#b22;font-weight:600} td.num{t
 .band{fill:#f4a; fill-opacity:.15} .marker{stroke:#888;stroke-dasharray:4 3}
 .muted{color:#666;font-size:13px}
 """
+
+
+def fmt(value: Any) -> str:
+    """A value as plain text: an en dash for none, four significant digits for a float."""
+    if value is None:
+        return "\u2013"
+    if isinstance(value, float):
+        return f"{value:.4g}" if abs(value) < 1e6 else f"{value:.0f}"
+    return str(value)
+
+
+def kv_table(rows: list[tuple[str, Any]]) -> str:
+    """A two-column table of names and values."""
+    cells = "".join(f"<tr><td>{escape(k)}</td><td>{escape(fmt(v))}</td></tr>" for k, v in rows)
+    return f"<table>{cells}</table>"

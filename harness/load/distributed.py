@@ -11,7 +11,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -137,7 +137,7 @@ class Workers:
         rate = _first_rate(self.spec)
         for position, client_id in enumerate(clients):
             setup = wire.Setup(
-                load=self.spec.model_dump(mode="json", by_alias=True), target=self.target.__dict__,
+                load=self.spec.model_dump(mode="json", by_alias=True), target=asdict(self.target),
                 clock_origin_wall=origin_wall, load_start_wall=now_wall, rate_share=1.0 / len(clients),
                 slot_offset=position / rate if rate else 0.0,
                 deadline_wall=now_wall + self.spec.total_duration + WORKER_DEADLINE_GRACE_S,

@@ -4,7 +4,6 @@ Locust is used as a library: one Environment, the `request` event hook, and eith
 or, with workers (harness.load.distributed), a master runner whose workers send their seconds.
 """
 
-import logging
 import time
 from typing import Any
 
@@ -18,8 +17,6 @@ from harness.load.requests import RequestListener
 from harness.load.target import Target
 from harness.scenario import LoadSpec, Stage
 from harness.users import load_user_class
-
-log = logging.getLogger(__name__)
 
 
 class StagesShape(LoadTestShape):

@@ -11,7 +11,7 @@ a local run does and the master's journal holds the whole run's requests:
 - `harness_final` (master -> worker): users are stopped, send what is left.
 """
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from harness.load.target import Target
@@ -78,7 +78,6 @@ class WorkerReport:
     unsent: int | None = None
     host: str = ""
     pid: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def add_seconds(self, records: list[dict[str, Any]]) -> None:
         self.requests += sum(int(r["requests"]) for r in records)

@@ -8,6 +8,7 @@ import math
 import os
 import socket
 import time
+from dataclasses import asdict
 from typing import Any
 
 import gevent
@@ -87,7 +88,7 @@ class HarnessWorker:
     def _send(self, records: list[dict[str, Any]], watermark: float, final: bool) -> None:
         data: dict[str, Any] = {"records": records, "watermark": watermark, "final": final}
         if final:
-            data["report"] = self.report.__dict__
+            data["report"] = asdict(self.report)
         try:
             self.runner.send_message(wire.SECONDS, data)
         except Exception as exc:  # noqa: BLE001 - a master gone away; the heartbeat check ends us

@@ -4,32 +4,26 @@ Pure functions over the records of `soak.jsonl` (harness.soak.cycle.compact_reco
 """
 
 from dataclasses import asdict, dataclass
+from statistics import linear_regression
 from typing import Any
 
 Point = tuple[float, float]
 HOUR_S = 3600.0
 
 
+def fit_line(points: list[Point]) -> tuple[float, float] | None:
+    """(slope, intercept) of the least-squares line; None with fewer than two distinct x."""
+    if len({x for x, _ in points}) < 2:
+        return None
+    xs, ys = zip(*points, strict=True)
+    line = linear_regression(xs, ys)
+    return line.slope, line.intercept
+
+
 def slope(points: list[Point]) -> float | None:
     """Least-squares slope dy/dx; None with fewer than two distinct x."""
-    n = len(points)
-    if n < 2:
-        return None
-    mean_x = sum(x for x, _ in points) / n
-    mean_y = sum(y for _, y in points) / n
-    sxx = sum((x - mean_x) ** 2 for x, _ in points)
-    if sxx <= 0:
-        return None
-    return sum((x - mean_x) * (y - mean_y) for x, y in points) / sxx
-
-
-def fit_line(points: list[Point]) -> tuple[float, float] | None:
-    """(slope, intercept) of the least-squares line, or None."""
-    b = slope(points)
-    if b is None:
-        return None
-    n = len(points)
-    return b, sum(y for _, y in points) / n - b * sum(x for x, _ in points) / n
+    line = fit_line(points)
+    return None if line is None else line[0]
 
 
 @dataclass

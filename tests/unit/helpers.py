@@ -1,8 +1,23 @@
 """Journals made with the real recorder, for analysis and report tests."""
 
+from pathlib import Path
 from typing import Any
 
+import pytest
+
+from harness.errors import UsageError
+from harness.exitcodes import ExitCode
 from harness.load.recorder import Recorder
+
+
+def scenario_error(path: Path) -> str:
+    """The one-line error a bad scenario file gets (and its exit code is USAGE_ERROR)."""
+    from harness.scenario import load_scenario
+
+    with pytest.raises(UsageError) as info:
+        load_scenario(path)
+    assert info.value.code == ExitCode.USAGE_ERROR
+    return str(info.value)
 
 
 class FakeClock:

@@ -26,6 +26,7 @@ from harness.containers.sizes import parse_size, show_size
 from harness.errors import UsageError
 from harness.restore import RestoreLog, cleanup
 from harness.scenario import load_scenario
+from tests.unit.helpers import scenario_error
 
 SCENARIO = """\
 name: c
@@ -39,12 +40,6 @@ load: {user: triton_http, duration: 10s}
 faults:
   - {kind: container_restart, at: 2s, timeout: 3s}
 """
-
-
-def error_of(path: Path) -> str:
-    with pytest.raises(UsageError) as info:
-        load_scenario(path)
-    return str(info.value)
 
 
 def test_container_scenario_builds_without_an_engine(scenario_file, tmp_path: Path) -> None:
@@ -79,7 +74,7 @@ def test_run_labels_differ_for_same_named_run_folders(tmp_path: Path) -> None:
 def test_bad_container_settings_name_file_line_and_field(scenario_file, change: str, line: str,
                                                          expected: str) -> None:
     path = scenario_file(SCENARIO.replace(change, line))
-    message = error_of(path)
+    message = scenario_error(path)
     assert message.startswith(f"{path}{expected}"), message
     assert "\n" not in message
 
@@ -87,22 +82,22 @@ def test_bad_container_settings_name_file_line_and_field(scenario_file, change: 
 def test_fault_parameters_are_checked_before_any_run(scenario_file) -> None:
     path = scenario_file(SCENARIO.replace("{kind: container_restart, at: 2s, timeout: 3s}",
                                           "{kind: container_update, at: 2s, memory: 1x}"))
-    assert "faults.0.memory: cannot read size '1x'" in error_of(path)
+    assert "faults.0.memory: cannot read size '1x'" in scenario_error(path)
     path = scenario_file(SCENARIO.replace("timeout: 3s}", "timeout: 3s, signal: SIGKILL}"))
-    assert "faults.0.signal: unknown key" in error_of(path)
+    assert "faults.0.signal: unknown key" in scenario_error(path)
     path = scenario_file(SCENARIO.replace("container_restart, at: 2s, timeout: 3s",
                                           "container_kill, at: 2s, signal: SIGNOPE"))
-    assert "faults.0.signal: unknown signal 'SIGNOPE'" in error_of(path)
+    assert "faults.0.signal: unknown signal 'SIGNOPE'" in scenario_error(path)
 
 
 def test_external_containers_need_a_name_or_label(scenario_file) -> None:
     text = ("name: e\nstack: {kind: container_external, url: 'http://127.0.0.1:8000', model: m}\n"
             "load: {user: triton_http, duration: 1s}\n")
-    assert "stack.containers: name the containers, or give a `label`" in error_of(scenario_file(text))
+    assert "stack.containers: name the containers, or give a `label`" in scenario_error(scenario_file(text))
     bad = text.replace("model: m}", "model: m, containers: ['no way']}")
-    assert "stack.containers.0: 'no way' is not a container name or id" in error_of(scenario_file(bad))
+    assert "stack.containers.0: 'no way' is not a container name or id" in scenario_error(scenario_file(bad))
     far = text.replace("127.0.0.1", "10.0.0.8").replace("model: m}", "model: m, label: app=x}")
-    assert "is not a loopback address" in error_of(scenario_file(far))
+    assert "is not a loopback address" in scenario_error(scenario_file(far))
 
 
 class FakeStack:

@@ -16,17 +16,11 @@ from harness.load.target import Target
 from harness.load.worker import _share_of_pacer
 from harness.load.workeropts import plan_from_args, split_master
 from harness.scenario import LoadSpec
+from tests.unit.helpers import FakeClock
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.t = 0.0
-
-    def __call__(self) -> float:
-        return self.t
-
-
-def fill(recorder: Recorder, clock: Clock, t: float, latencies_ms: Sequence[float], errors: int = 0) -> None:
+def fill(recorder: Recorder, clock: FakeClock, t: float, latencies_ms: Sequence[float],
+         errors: int = 0) -> None:
     clock.t = t
     for ms in latencies_ms:
         recorder.record(ms / 1000, None, measures={"ttft_ms": ms / 2})
@@ -35,14 +29,14 @@ def fill(recorder: Recorder, clock: Clock, t: float, latencies_ms: Sequence[floa
 
 
 def test_merged_seconds_equal_one_recorder_seeing_everything() -> None:
-    clocks = [Clock(), Clock(), Clock()]
+    clocks = [FakeClock(), FakeClock(), FakeClock()]
     one, two, together = (Recorder(c) for c in clocks)
     fill(one, clocks[0], 3.2, [1, 2, 3], errors=1)
     fill(two, clocks[1], 3.7, [10, 20], errors=2)
     fill(two, clocks[1], 4.1, [5])
     for t, lat, err in ((3.2, [1, 2, 3], 1), (3.7, [10, 20], 2), (4.1, [5], 0)):
         fill(together, clocks[2], t, lat, err)
-    master = Recorder(Clock())
+    master = Recorder(FakeClock())
     for record in one.pop_complete(everything=True) + two.pop_complete(everything=True):
         master.merge(record)
     merged = master.pop_complete(everything=True)
@@ -176,11 +170,11 @@ def test_a_written_second_frees_its_histograms_without_the_garbage_collector() -
     import gc
     import weakref
 
-    clock = Clock()
+    clock = FakeClock()
     recorder = Recorder(clock)
     fill(recorder, clock, 0.5, [2.0])
     refs = [weakref.ref(recorder.buckets[0].hist), weakref.ref(recorder.buckets[0].measures["ttft_ms"])]
-    master = Recorder(Clock())
+    master = Recorder(FakeClock())
     gc.disable()
     try:
         clock.t = 1.5

@@ -1,10 +1,8 @@
 import random
 
-import pytest
-
-from harness.errors import UsageError
 from harness.scenario import FaultSpec, load_scenario
 from harness.timeline import plan_timeline
+from tests.unit.helpers import scenario_error
 
 SCENARIO = """\
 name: f
@@ -28,9 +26,7 @@ def test_faults_parse_with_plugin_params(scenario_file) -> None:
 
 
 def error_of(scenario_file, text: str) -> str:
-    with pytest.raises(UsageError) as info:
-        load_scenario(scenario_file(text))
-    return str(info.value)
+    return scenario_error(scenario_file(text))
 
 
 def test_role_the_stack_does_not_have(scenario_file) -> None:

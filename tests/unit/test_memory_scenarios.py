@@ -2,8 +2,8 @@
 
 import pytest
 
-from harness.errors import UsageError
 from harness.scenario import load_scenario
+from tests.unit.helpers import scenario_error
 
 BASE = """\
 name: m
@@ -19,9 +19,7 @@ load: {user: triton_http, duration: 10s}
 
 
 def error_of(scenario_file, text: str) -> str:
-    with pytest.raises(UsageError) as info:
-        load_scenario(scenario_file(text))
-    return str(info.value)
+    return scenario_error(scenario_file(text))
 
 
 def test_memory_scenario_parses(scenario_file) -> None:

@@ -12,6 +12,7 @@ from harness.exitcodes import ExitCode
 from harness.repeat import Repetition, cis_overlap, judge_series
 from harness.scenario import Scenario, load_scenario
 from harness.series_run import run_series, series_length
+from tests.unit.helpers import scenario_error
 
 BASE = """\
 name: demo
@@ -26,13 +27,6 @@ slo:
   - "error_rate < 0.01"
   - {metric: p99_ms, max: 50, pass_in: 2 of 3}
 """
-
-
-def error_of(path: Path) -> str:
-    with pytest.raises(UsageError) as info:
-        load_scenario(path)
-    assert info.value.code == ExitCode.USAGE_ERROR
-    return str(info.value)
 
 
 def test_pass_in_in_both_forms(scenario_file) -> None:
@@ -52,14 +46,14 @@ def test_pass_in_in_both_forms(scenario_file) -> None:
 ])
 def test_pass_in_errors_name_file_line_and_field(scenario_file, change: str, expected: str) -> None:
     path = scenario_file(BASE.replace("pass_in: 2 of 3", change))
-    message = error_of(path)
+    message = scenario_error(path)
     assert message.startswith(f"{path}{expected}"), message
     assert "\n" not in message
 
 
 def test_repeat_must_be_positive(scenario_file) -> None:
     path = scenario_file(BASE.replace("repeat: 3", "repeat: 0"))
-    assert error_of(path).startswith(f"{path}:8: repeat: Input should be greater than or equal to 1")
+    assert scenario_error(path).startswith(f"{path}:8: repeat: Input should be greater than or equal to 1")
 
 
 def test_repeat_flag_must_agree_with_pass_in(scenario_file) -> None:

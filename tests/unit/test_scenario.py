@@ -1,10 +1,7 @@
 from pathlib import Path
 
-import pytest
-
-from harness.errors import UsageError
-from harness.exitcodes import ExitCode
 from harness.scenario import Window, load_scenario
+from tests.unit.helpers import scenario_error
 
 GOOD = """\
 name: demo
@@ -32,67 +29,60 @@ def test_good_scenario_loads(scenario_file) -> None:
     assert scenario.slo[2].window == Window.model_validate({"from": 2, "to": 8})
 
 
-def error_of(path: Path) -> str:
-    with pytest.raises(UsageError) as info:
-        load_scenario(path)
-    assert info.value.code == ExitCode.USAGE_ERROR
-    return str(info.value)
-
-
 def test_unknown_key_names_file_field_and_line(scenario_file) -> None:
     path = scenario_file(GOOD.replace("  users: 4\n", "  users: 4\n  userz: 5\n"))
-    message = error_of(path)
+    message = scenario_error(path)
     assert message == f"{path}:8: load.userz: unknown key"
 
 
 def test_bad_duration(scenario_file) -> None:
     path = scenario_file(GOOD.replace("duration: 10s", "duration: 90x"))
-    message = error_of(path)
+    message = scenario_error(path)
     assert message.startswith(f"{path}:8: load.duration: bad duration '90x'")
     assert "\n" not in message
 
 
 def test_unknown_model(scenario_file) -> None:
-    message = error_of(scenario_file(GOOD.replace("model: identity", "model: resnet50")))
+    message = scenario_error(scenario_file(GOOD.replace("model: identity", "model: resnet50")))
     assert ":4: stack.model: unknown model 'resnet50'" in message
 
 
 def test_external_stack_without_model(scenario_file) -> None:
     text = GOOD.replace("  kind: triton\n  model: identity\n", "  kind: external\n  url: http://127.0.0.1:8000\n")
-    message = error_of(scenario_file(text))
+    message = scenario_error(scenario_file(text))
     assert ":2: stack.model: Field required" in message
 
 
 def test_unknown_user_class(scenario_file) -> None:
-    message = error_of(scenario_file(GOOD.replace("triton_http", "triton_carrier_pigeon")))
+    message = scenario_error(scenario_file(GOOD.replace("triton_http", "triton_carrier_pigeon")))
     assert ":6: load.user: unknown user class 'triton_carrier_pigeon'" in message
     assert "triton_http" in message  # lists the known ones
 
 
 def test_unknown_metric(scenario_file) -> None:
-    message = error_of(scenario_file(GOOD.replace('"p99_ms < 50"', '"p99_seconds < 50"')))
+    message = scenario_error(scenario_file(GOOD.replace('"p99_ms < 50"', '"p99_seconds < 50"')))
     assert ":11: slo.1.metric: unknown metric 'p99_seconds'" in message
 
 
 def test_unreadable_slo_text(scenario_file) -> None:
-    message = error_of(scenario_file(GOOD.replace('"p99_ms < 50"', '"p99_ms is small"')))
+    message = scenario_error(scenario_file(GOOD.replace('"p99_ms < 50"', '"p99_ms is small"')))
     assert "slo.1" in message and "metric op number" in message
 
 
 def test_remote_url_refused(scenario_file) -> None:
     remote = "  kind: external\n  url: http://10.1.2.3:8000\n  model: m\n"
     text = GOOD.replace("  kind: triton\n  model: identity\n", remote)
-    assert "not a loopback address" in error_of(scenario_file(text))
+    assert "not a loopback address" in scenario_error(scenario_file(text))
 
 
 def test_stages_and_duration_are_exclusive(scenario_file) -> None:
     text = GOOD.replace("  duration: 10s\n", "  duration: 10s\n  stages: [{duration: 5s, users: 2}]\n")
-    assert "exactly one of `duration` or `stages`" in error_of(scenario_file(text))
+    assert "exactly one of `duration` or `stages`" in scenario_error(scenario_file(text))
 
 
 def test_stage_needs_users_or_rate(scenario_file) -> None:
     text = GOOD.replace("  duration: 10s\n", "  stages: [{duration: 5s}]\n")
-    assert "exactly one of `users`" in error_of(scenario_file(text))
+    assert "exactly one of `users`" in scenario_error(scenario_file(text))
 
 
 def test_open_model_stages(scenario_file) -> None:
@@ -104,11 +94,11 @@ def test_open_model_stages(scenario_file) -> None:
 
 def test_yaml_syntax_error_has_line(scenario_file) -> None:
     path = scenario_file("name: x\nstack: [unclosed\n")
-    assert error_of(path).startswith(f"{path}:")
+    assert scenario_error(path).startswith(f"{path}:")
 
 
 def test_missing_file(tmp_path: Path) -> None:
-    assert "no such scenario file" in error_of(tmp_path / "nope.yaml")
+    assert "no such scenario file" in scenario_error(tmp_path / "nope.yaml")
 
 
 def test_bundled_scenarios_are_valid() -> None:

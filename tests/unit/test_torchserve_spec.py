@@ -1,14 +1,11 @@
 """TorchServe scenario settings: what loads, and one clear `file:line: field: message` for bad input."""
 
-from pathlib import Path
 
-import pytest
 
-from harness.errors import UsageError
-from harness.exitcodes import ExitCode
 from harness.scenario import load_scenario
 from harness.stacks.torchserve_files import model_config, server_config
 from harness.stacks.torchserve_spec import TorchServeSpec
+from tests.unit.helpers import scenario_error
 
 GOOD = """\
 name: ts
@@ -28,13 +25,6 @@ slo:
 """
 
 
-def error_of(path: Path) -> str:
-    with pytest.raises(UsageError) as info:
-        load_scenario(path)
-    assert info.value.code == ExitCode.USAGE_ERROR
-    return str(info.value)
-
-
 def test_good_torchserve_scenario(scenario_file) -> None:
     scenario = load_scenario(scenario_file(GOOD))
     stack = scenario.stack
@@ -45,7 +35,7 @@ def test_good_torchserve_scenario(scenario_file) -> None:
 
 def test_unknown_handler_names_field_and_line(scenario_file) -> None:
     text = GOOD.replace("handler: delay", "handler: resnet")
-    message = error_of(scenario_file(text))
+    message = scenario_error(scenario_file(text))
     assert message.count("\n") == 0
     assert message.startswith(f"{scenario_file(text)}:4: stack.handler: ")
     assert "'echo', 'delay', 'broken_import' or 'broken_init'" in message
@@ -53,18 +43,18 @@ def test_unknown_handler_names_field_and_line(scenario_file) -> None:
 
 def test_negative_retry_timeout(scenario_file) -> None:
     text = GOOD.replace("max_retry_timeout: 0", "max_retry_timeout: -1")
-    assert ":7: stack.max_retry_timeout: " in error_of(scenario_file(text))
+    assert ":7: stack.max_retry_timeout: " in scenario_error(scenario_file(text))
 
 
 def test_server_role_does_not_exist_on_torchserve(scenario_file) -> None:
     text = GOOD.replace("role: frontend", "role: server")
-    message = error_of(scenario_file(text))
+    message = scenario_error(scenario_file(text))
     assert ":11: faults.1.role: " in message and "(roles: frontend, worker)" in message
 
 
 def test_unknown_key(scenario_file) -> None:
     text = GOOD.replace("  workers: 3\n", "  workers: 3\n  retries: 5\n")
-    assert ":7: stack.retries: unknown key" in error_of(scenario_file(text))
+    assert ":7: stack.retries: unknown key" in scenario_error(scenario_file(text))
 
 
 def test_config_is_loopback_only_and_carries_the_retry_timeout() -> None:
