@@ -7,7 +7,19 @@ from typing import Any
 from harness.analysis import RunData
 
 # Journal events that mean "the stack is failing" (written by the supervisor).
-FAILURE_EVENTS = ("process_exited", "hang_detected", "degraded")
+FAILURE_EVENTS = ("process_exited", "hang_detected", "not_serving", "degraded")
+# Failures of the stack as a whole: it is recovered when the supervisor says so. The loss of a
+# replica or a dependency is partial: recovered when the load's errors stop.
+ENTRY_LOSS = "entry"
+
+
+def is_failure(event: dict[str, Any]) -> bool:
+    """An unplanned failure the supervisor saw (a replica that died with the entry is not one)."""
+    return event["event"] in FAILURE_EVENTS and not event.get("planned") and not event.get("consequence")
+
+
+def is_stack_level(event: dict[str, Any]) -> bool:
+    return event["event"] != "process_exited" or event.get("loss") == ENTRY_LOSS
 
 
 @dataclass
@@ -61,22 +73,34 @@ def fault_impacts(data: RunData) -> list[FaultImpact]:
 
 def _detect_and_recover(data: RunData, impact: FaultImpact, next_t: float) -> None:
     failure = next(
-        (e for e in data.events
-         if e["event"] in FAILURE_EVENTS and impact.injected_t <= e["t"] < next_t and not e.get("planned")),
-        None,
+        (e for e in data.events if is_failure(e) and impact.injected_t <= e["t"] < next_t), None
     )
     if failure is None:
         return
     impact.detected_t = failure["t"]
     impact.detected_by = failure["event"] + (f" ({failure['role']})" if "role" in failure else "")
-    stack_level = failure["event"] != "process_exited" or failure.get("role") == "server"
-    if stack_level:
-        recovered = next(
-            (e for e in data.events if e["event"] == "recovered" and e["t"] >= failure["t"]), None
-        )
-        impact.recovered_t = recovered["t"] if recovered else None
+    if is_stack_level(failure):
+        impact.recovered_t = _stack_recovery(data, failure["t"], next_t)
     else:
         impact.recovered_t = _client_recovery(data, impact, next_t)
+
+
+def _stack_recovery(data: RunData, failed_t: float, next_t: float) -> float | None:
+    """The supervisor's first `recovered` after the failure, and again after each relapse before
+    the next fault: a frontend that answers health for a moment and then fails its requests for
+    7 s more has not recovered at the first healthy probe."""
+    recovered: float | None = None
+    for event in data.events:
+        if event["t"] < failed_t:
+            continue
+        if recovered is not None:
+            if event["t"] >= next_t:
+                break
+            if is_failure(event) and is_stack_level(event):
+                recovered = None  # relapsed: wait for the next recovery
+        elif event["event"] == "recovered":
+            recovered = event["t"]
+    return recovered
 
 
 def _client_recovery(data: RunData, impact: FaultImpact, next_t: float) -> float | None:
@@ -128,9 +152,13 @@ def recovery_metric(data: RunData, metric: str) -> tuple[float | None, int]:
     """The value of a recovery metric over the whole run, and how many faults it rests on."""
     impacts = fault_impacts(data)
     events = [e["event"] for e in data.events]
+    exits = [e for e in data.events if e["event"] == "process_exited" and is_failure(e)]
     counts = {
-        "crashes": sum(1 for e in data.events if e["event"] == "process_exited"
-                       and e.get("role") == "server" and not e.get("planned")),
+        "crashes": sum(1 for e in exits if e.get("loss") == ENTRY_LOSS),
+        "replicas_lost": sum(1 for e in exits if e.get("loss") == "replica"),
+        "dependencies_lost": sum(1 for e in exits if e.get("loss") == "dependency"),
+        "not_serving": events.count("not_serving"),
+        "canary_failures": sum(1 for e in data.events if e["event"] == "canary_failed"),
         "hangs": events.count("hang_detected"),
         "restarts": events.count("restarted"),
         "faults_injected": len(impacts),
@@ -138,6 +166,8 @@ def recovery_metric(data: RunData, metric: str) -> tuple[float | None, int]:
     counts["crashes_or_hangs"] = counts["crashes"] + counts["hangs"]
     if metric in counts:
         return float(counts[metric]), len(impacts)
+    if metric == "replica_recovery_s":
+        return _replica_recovery(data, exits)
     if metric == "failed_per_fault":
         return float(max((i.failed_requests for i in impacts), default=0)), len(impacts)
     detected = [i for i in impacts if i.detected_t is not None]
@@ -148,3 +178,17 @@ def recovery_metric(data: RunData, metric: str) -> tuple[float | None, int]:
             return None, len(detected)  # a fault the stack never recovered from
         return (max((i.recover_s or 0.0 for i in detected), default=0.0), len(detected))
     raise KeyError(metric)
+
+
+def _replica_recovery(data: RunData, exits: list[dict[str, Any]]) -> tuple[float | None, int]:
+    """Longest time from a replica's loss until its role was back at full strength (None: a role
+    never got back before the run ended)."""
+    lost = [e for e in exits if e.get("loss") == "replica"]
+    longest = 0.0
+    for event in lost:
+        back = next((r for r in data.events if r["event"] == "replicas_restored"
+                     and r.get("role") == event["role"] and r["t"] >= event["t"]), None)
+        if back is None:
+            return None, len(lost)
+        longest = max(longest, back["t"] - event["t"])
+    return round(longest, 3), len(lost)

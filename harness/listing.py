@@ -28,7 +28,7 @@ def _stacks() -> Iterator[str]:
     for cls in stack_spec_classes():
         kind = cls.model_fields["kind"].annotation.__args__[0]  # type: ignore[union-attr]
         summary = (cls.__doc__ or "").strip().splitlines()[0]
-        roles = ", ".join(cls.ROLES) or "none"
+        roles = ", ".join(f"{r.name} ({r.loss})" for r in cls.ROLES) or "none"
         yield f"{kind}  {summary} (roles: {roles})"
 
 

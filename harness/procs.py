@@ -13,6 +13,8 @@ from typing import Any
 
 import psutil
 
+REAP_WAIT_S = 2.0  # longest wait for the reap of a child seen gone
+
 
 @dataclass(frozen=True)
 class ProcessId:
@@ -107,6 +109,22 @@ class ManagedProcess:
 
     def returncode(self) -> int | None:
         return self.popen.poll()
+
+    def exit_code_after_reap(self, wait: float = REAP_WAIT_S) -> int | None:
+        """The exit code of a process seen gone, read once it is reaped.
+
+        Under gevent the event loop reaps children (SIGCHLD) and fills in the code a moment
+        later, and a process seen gone by psutil may still be exiting: right after the death
+        `poll()` can say None. Waiting for the reap keeps how it ended (code or signal) from
+        being lost to that race.
+        """
+        code = self.popen.poll()
+        if code is None and self.ident.alive() is None:
+            try:
+                code = self.popen.wait(timeout=wait)
+            except subprocess.TimeoutExpired:
+                return None
+        return code
 
     def refresh_descendants(self) -> list[ProcessId]:
         """Record every current descendant; returns the live ones."""

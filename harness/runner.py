@@ -32,6 +32,7 @@ from harness.observers.traces import TraceObserver
 from harness.procs import ProcessId
 from harness.progress import Progress
 from harness.restore import RestoreLog
+from harness.roles import role_table
 from harness.rundir import make_run_dir
 from harness.scenario import Scenario
 from harness.stacks.base import Stack
@@ -181,6 +182,8 @@ class Run:
             self.scenario.stack.restart,
             self.restart_stack,
             self._on_new_process,
+            role_table(type(self.scenario.stack).ROLES),
+            self.scenario.observe.canary,
         )
         self.supervisor.start()
 

@@ -208,9 +208,35 @@ class FaultSpec(Strict):
         return self.name or self.kind
 
 
-class Observe(Strict):
-    """What the harness watches besides the load: server metrics and log patterns."""
+class CanarySpec(Strict):
+    """The supervisor's own inference, sent through the real serving path at a low rate.
 
+    It is what tells "health says ready, inference fails" and "alive but not serving" apart from
+    "alive and slow"; its requests are not part of the load or its statistics.
+    """
+
+    enabled: bool = True
+    every: Duration = Field(1.0, ge=0.1, le=60)
+    timeout: Duration = Field(2.0, gt=0, le=60)
+    slow: Duration = Field(1.0, gt=0, le=60)  # a success slower than this is "slow", not "failing"
+    failures: int = Field(2, ge=1, le=100)  # failed canaries in a row before "not serving"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _switch(cls, value: Any) -> Any:
+        return {"enabled": value} if isinstance(value, bool) else value
+
+    @model_validator(mode="after")
+    def _slow_below_timeout(self) -> "CanarySpec":
+        if self.slow >= self.timeout:
+            raise ValueError(f"`slow` ({self.slow:g}s) must be below `timeout` ({self.timeout:g}s)")
+        return self
+
+
+class Observe(Strict):
+    """What the harness watches besides the load: server metrics, log patterns, the canary."""
+
+    canary: CanarySpec = Field(default_factory=CanarySpec)
     metrics: bool = True
     metrics_interval: Duration = Field(0.25, gt=0)
     log_patterns: dict[str, str] = Field(default_factory=dict)
@@ -253,7 +279,7 @@ class Scenario(Strict):
         stack = info.data.get("stack")
         if stack is None:
             return faults
-        roles = type(stack).ROLES
+        roles = [r.name for r in type(stack).ROLES]
         for i, fault in enumerate(faults):
             role = fault.params.get("role")
             if role is not None and role not in roles:

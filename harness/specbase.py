@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated, ClassVar
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from harness.durations import parse_duration
+from harness.roles import Role
 
 if TYPE_CHECKING:
     from harness.stacks.base import Stack
@@ -35,7 +36,7 @@ class RestartPolicy(Strict):
 class StackSpecBase(Strict):
     """Settings every stack kind has. Subclasses set `kind` to a Literal and `ROLES`."""
 
-    ROLES: ClassVar[tuple[str, ...]] = ()  # what faults and observers may select
+    ROLES: ClassVar[tuple[Role, ...]] = ()  # what faults select, and what losing each one means
 
     kind: str
     startup_timeout: Duration = 120.0

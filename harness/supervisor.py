@@ -1,11 +1,15 @@
-"""Watching the stack: process exits, health, hangs, degradation, recovery, restart policy.
+"""Watching the stack: process exits, health, hangs, the canary, degradation, recovery, restarts.
 
-Four states a serving engineer cares about, each recorded in the journal when it begins:
-- `process_exited`: a process of the stack ended (exit code or signal);
-- `hang_detected`: the server process is alive but its health probe fails (Triton does this
+What a lost process means comes from the stack's role declarations (harness.roles), never from
+a role's name: the entry role's death is the stack's crash, its freeze the stack's hang; a
+replica's death is a partial failure; a dependency's death is its own event. States, each
+journaled when it begins:
+- `process_exited`: a process of the stack ended (exit code or signal, read after its reap);
+- `hang_detected`: an entry process is alive but the health probe fails (Triton does this
   after `Signal (11) received.`: the PID alone says nothing);
+- `not_serving`: health says ready but the canary's inference fails (a dead Python-backend stub);
 - `degraded`: it answers its probe but the load sees errors above a threshold;
-- `recovered`: healthy again after any of those, with the time it took.
+- `recovered`: serving again after any of those, with the time it took.
 """
 
 import signal
@@ -15,16 +19,22 @@ from typing import Any
 
 import gevent
 
+from harness.canary import CanaryLoop
+from harness.exitwatch import open_exit_fd, wait_exit
 from harness.journal import Journal
 from harness.procs import ProcessId
-from harness.scenario import RestartPolicy
-from harness.stacks.base import Stack
+from harness.replicas import ReplicaTracker
+from harness.roles import Loss, Role, entry_roles, loss_of
+from harness.scenario import CanarySpec
+from harness.specbase import RestartPolicy
+from harness.stacks.base import Health, Stack
 
-PROCESS_POLL_S = 0.05
+PROCESS_POLL_S = 0.05  # an exit is noticed within this (plus the loop's latency)
 HEALTH_EVERY_S = 0.2
 HEALTH_TIMEOUT_S = 0.3
-FAILED_PROBES_FOR_UNHEALTHY = 2
+FAILED_PROBES_FOR_UNHEALTHY = 2  # a hang is seen within about 2 x (every + timeout)
 DEGRADED_ERROR_RATE = 0.01
+NEW_PROCESSES_EVERY_TICKS = 4  # respawned replicas, restarts: every 200 ms
 
 
 class Supervisor:
@@ -35,17 +45,24 @@ class Supervisor:
         policy: RestartPolicy,
         restart: Callable[[bool], float],
         on_new_process: Callable[[str, ProcessId], None],
+        roles: dict[str, Role],
+        canary: CanarySpec | None = None,
     ):
         self.stack = stack
         self.journal = journal
         self.policy = policy
         self.restart = restart
         self.on_new_process = on_new_process
+        self.roles = roles
+        self.entry_roles = entry_roles(roles)
         self.state = "up"
         self.failed_since: float | None = None
         self.recovered_at = 0.0
         self.planned_down = False
         self.restarts = 0
+        self.health_ok = True  # the last probe's answer; the canary reads it
+        self.replicas = ReplicaTracker(journal, roles)
+        self.canary = CanaryLoop(stack, journal, canary, self) if canary and canary.enabled else None
         self._known: dict[int, tuple[str, ProcessId]] = {}
         self._failed_probes = 0
         self._greenlets: list[gevent.Greenlet] = []
@@ -53,55 +70,97 @@ class Supervisor:
 
     def start(self) -> None:
         self._remember_processes(announce=False)
-        self._greenlets = [gevent.spawn(self._watch_processes), gevent.spawn(self._probe_health)]
+        self._greenlets += [gevent.spawn(self._watch_processes), gevent.spawn(self._probe_health)]
+        if self.canary is not None:
+            self._greenlets.append(gevent.spawn(self.canary.run))
 
     def stop(self) -> dict[str, Any]:
         for greenlet in [*self._greenlets, *([self._restarting] if self._restarting else [])]:
             greenlet.kill()
-        return {"state": self.state, "restarts": self.restarts}
+        summary: dict[str, Any] = {"state": self.state, "restarts": self.restarts}
+        if self.canary is not None:
+            summary["canary"] = self.canary.summary()
+        return summary
 
-    # --- planned downtime (stack_restart faults) is recorded but does not trigger the policy
+    # --- planned downtime (stack_restart faults, restarts) is recorded but does not trigger the policy
 
     def expect_down(self) -> None:
         self.planned_down = True
 
     def expect_up(self) -> None:
         self._remember_processes(announce=True)
+        self.replicas.rebase(self._live_by_role())
         self.planned_down = False
 
     # --- processes
 
+    def _live_by_role(self) -> dict[str, list[ProcessId]]:
+        return self.stack.roles()
+
     def _remember_processes(self, announce: bool) -> None:
-        for role, idents in self.stack.roles().items():
+        live = self._live_by_role()
+        for role, idents in live.items():
             for ident in idents:
                 if ident.pid not in self._known:
                     self._known[ident.pid] = (role, ident)
+                    self._watch_exit(role, ident)
                     self.on_new_process(role, ident)
                     if announce:
-                        self.journal.event("process_started", role=role, pid=ident.pid)
+                        self.journal.event("process_started", role=role, pid=ident.pid,
+                                           loss=str(loss_of(self.roles, role)))
+        if announce:
+            self.replicas.seen(live)
+        else:
+            self.replicas.rebase(live)
+
+    def _watch_exit(self, role: str, ident: ProcessId) -> None:
+        """The kernel tells of the exit at once (a pidfd); the poll below is the fallback."""
+        fd = open_exit_fd(ident)
+        if fd is not None:
+            self._greenlets.append(gevent.spawn(self._exit_waiter, fd, role, ident))
+
+    def _exit_waiter(self, fd: int, role: str, ident: ProcessId) -> None:
+        wait_exit(fd)
+        self._gone(ident.pid, role, ident)
+
+    def _gone(self, pid: int, role: str, ident: ProcessId) -> None:
+        known = self._known.get(pid)
+        if known is None or known[1] != ident:
+            return  # the other watch saw it first
+        del self._known[pid]
+        self._on_exit(role, ident)
 
     def _watch_processes(self) -> None:
         ticks = 0
         while True:
             gevent.sleep(PROCESS_POLL_S)
             ticks += 1
-            for pid, (role, ident) in list(self._known.items()):
-                if ident.alive() is None:
-                    del self._known[pid]
-                    self._on_exit(role, ident)
-            if ticks % 4 == 0:  # new processes (respawned stubs, restarts) every 200 ms
+            gone = [(pid, role, ident) for pid, (role, ident) in self._known.items() if ident.alive() is None]
+            # The entry first: replicas that die because it did are its consequence, not losses.
+            gone.sort(key=lambda item: loss_of(self.roles, item[1]) is not Loss.ENTRY)
+            for pid, role, ident in gone:
+                self._gone(pid, role, ident)
+            if ticks % NEW_PROCESSES_EVERY_TICKS == 0:
                 self._remember_processes(announce=True)
 
     def _on_exit(self, role: str, ident: ProcessId) -> None:
-        code = self.stack.exit_code(role, ident)
-        fields: dict[str, Any] = {"role": role, "pid": ident.pid, "exit_code": code,
-                                  "planned": self.planned_down}
-        if code is not None and code < 0:
-            fields["signal"] = signal.Signals(-code).name
+        noticed = self.journal.now()
+        loss = loss_of(self.roles, role)
+        code = self.stack.exit_code(role, ident)  # waits for the reap of the stack's own children
+        fields: dict[str, Any] = {"t": round(noticed, 4), "role": role, "pid": ident.pid, "loss": str(loss),
+                                  "exit_code": code, "planned": self.planned_down}
+        fields.update(_how_it_ended(code))
+        consequence = loss is not Loss.ENTRY and self.state == "exited"
+        if consequence:
+            fields["consequence"] = True  # the entry process died first: this went down with it
         self.journal.event("process_exited", **fields)
-        if role == "server" and not self.planned_down:
+        if self.planned_down:
+            return
+        if loss is Loss.ENTRY:
             self._fail("exited")
             self._maybe_restart()
+        elif loss is Loss.REPLICA and not consequence:
+            self.replicas.lost(role, noticed)
 
     # --- health
 
@@ -109,6 +168,7 @@ class Supervisor:
         while True:
             started = time.monotonic()
             health = self.stack.health(timeout=HEALTH_TIMEOUT_S)
+            self.health_ok = health.ok
             if health.ok:
                 self._failed_probes = 0
                 if self.state in ("exited", "hang") and not self.planned_down:
@@ -120,27 +180,48 @@ class Supervisor:
                 self._check_liveness()
             gevent.sleep(max(0.0, HEALTH_EVERY_S - (time.monotonic() - started)))
 
+    def _entry_processes(self) -> list[tuple[str, ProcessId]]:
+        live = self._live_by_role()
+        return [(role, ident) for role in self.entry_roles for ident in live.get(role, [])]
+
     def _on_unhealthy(self, detail: str) -> None:
-        servers = self.stack.roles().get("server", [])
-        proc = servers[0].alive() if servers else None
-        if proc is None:
-            return  # the process watcher reports the exit
-        try:
-            status = proc.status()
-        except Exception:  # noqa: BLE001 - it just exited
+        for role, ident in self._entry_processes():
+            proc = ident.alive()
+            if proc is None:
+                continue  # the process watcher reports the exit
+            try:
+                status = proc.status()
+            except Exception:  # noqa: BLE001 - it just exited
+                continue
+            if self.state in ("up", "degraded", "not_serving"):
+                self._fail("hang")
+                self.journal.event("hang_detected", role=role, pid=proc.pid, process_status=status,
+                                   probe=detail)
             return
-        if self.state in ("up", "degraded"):
-            self._fail("hang")
-            self.journal.event("hang_detected", pid=proc.pid, process_status=status, probe=detail)
 
     def _check_liveness(self) -> None:
         timeout = self.policy.liveness_timeout
         if timeout is None or self.state != "hang" or self.failed_since is None:
             return
         if self.journal.now() - self.failed_since >= timeout:
-            for ident in self.stack.roles().get("server", []):
-                self.journal.event("liveness_kill", pid=ident.pid, after_s=round(timeout, 3))
+            for role, ident in self._entry_processes():
+                self.journal.event("liveness_kill", role=role, pid=ident.pid, after_s=round(timeout, 3))
                 ident.send(signal.SIGKILL)
+
+    # --- the canary (harness.canary calls these)
+
+    def canary_failing(self, result: Health) -> None:
+        """Failed canaries in a row, as many as the scenario's `failures`: not serving, if health
+        says it is (else the health path already tells the story: exited or hung)."""
+        if self.planned_down or not self.health_ok or self.state not in ("up", "degraded"):
+            return
+        self._fail("not_serving")
+        self.journal.event("not_serving", health="ready", status=result.status, detail=result.detail,
+                           latency_s=round(result.latency_s, 3))
+
+    def canary_serving(self) -> None:
+        if self.state == "not_serving":
+            self._recover("canary")
 
     # --- load-side view, fed once a second by the runner
 
@@ -187,7 +268,18 @@ class Supervisor:
             startup = self.restart(False)
         except Exception as exc:  # noqa: BLE001 - a failed restart is a finding
             self.journal.event("restart_failed", attempt=self.restarts, error=str(exc))
+            self.planned_down = False  # the stack is down for real now, not by plan
             self._restarting = None
             self._maybe_restart()
             return
         self.journal.event("restarted", attempt=self.restarts, startup_s=round(startup, 3))
+
+
+def _how_it_ended(code: int | None) -> dict[str, Any]:
+    """The journal always says how a process ended, or why that cannot be known."""
+    if code is None:
+        return {"ended": "unknown: reaped by its own parent, not by the harness"}
+    if code < 0:
+        name = signal.Signals(-code).name
+        return {"signal": name, "ended": f"killed by {name}"}
+    return {"ended": f"exit code {code}"}

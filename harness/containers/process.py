@@ -16,7 +16,7 @@ import psutil
 
 from harness.containers.engine import KIND_LABEL, ROLE_LABEL, RUN_LABEL
 from harness.containers.mounts import container_env, plan_mounts
-from harness.procs import ManagedProcess, ProcessId, StopResult, kill_all
+from harness.procs import REAP_WAIT_S, ManagedProcess, ProcessId, StopResult, kill_all
 
 NO_PROCESS = ProcessId(0, -1.0, "")  # never alive: what `ident` is before the command runs
 WRAPPER_SHELL = "sh"
@@ -178,6 +178,15 @@ class ContainerProcess(ManagedProcess):
         if state.get("Running") or state.get("Restarting"):
             return None
         return exit_status(int(state.get("ExitCode", 0)))
+
+    def exit_code_after_reap(self, wait: float = REAP_WAIT_S) -> int | None:
+        """The engine says how the command ended once it has noticed the exit (a moment later)."""
+        deadline = time.monotonic() + wait
+        code = self.returncode()
+        while code is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+            code = self.returncode()
+        return code
 
     def stop(self, timeout: float) -> StopResult:
         """Docker's stop (SIGTERM, SIGKILL after `timeout`; at once when 0), then remove it."""

@@ -9,7 +9,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from harness.load.target import Target
-from harness.procs import ProcessId
+from harness.procs import ManagedProcess, ProcessId
 
 
 @dataclass(frozen=True)
@@ -73,8 +73,26 @@ class Stack(ABC):
         model = getattr(self, "model_name", "")
         return Target(endpoints.http, endpoints.grpc, model, request_timeout=request_timeout)
 
+    def canary(self, timeout: float) -> Health | None:
+        """One real inference through the serving path; None: this stack has no canary.
+
+        Health endpoints lie: Triton keeps `/v2/health/ready` at 200 after a Python-backend stub
+        died, and a frontend's health can be answered by a thread that is not the one serving.
+        The supervisor sends the canary at a low rate, outside the load and its statistics.
+        """
+        return None
+
+    def owned_processes(self) -> list[ManagedProcess]:
+        """The processes this stack started itself (children of the harness): the only ones whose
+        exit code or signal can be read. Descendants they spawn are reaped by their parents."""
+        return []
+
     def exit_code(self, role: str, ident: ProcessId) -> int | None:
-        """How a process of this stack ended, where the stack can know (its own children)."""
+        """How a process of this stack ended (negative: the signal), read after its reap; None
+        where no one can know (a descendant reaped by its own parent)."""
+        for process in self.owned_processes():
+            if process.pid == ident.pid and abs(process.ident.create_time - ident.create_time) < 0.01:
+                return process.exit_code_after_reap()
         return None
 
     def resources(self) -> list[tuple[str, dict[str, Any]]]:
@@ -97,15 +115,29 @@ class Stack(ABC):
 
 def probe_http(url: str, timeout: float = 0.5) -> Health:
     """GET `url`; healthy on any 2xx."""
+    return _http_probe("GET", url, None, timeout)
+
+
+def probe_post(url: str, body: bytes, timeout: float, content_type: str = "application/json") -> Health:
+    """POST `body` to `url` (a canary's request); ok on any 2xx. The detail of a failure is the
+    start of the server's answer, so the journal says why inference failed."""
+    return _http_probe("POST", url, body, timeout, content_type)
+
+
+def _http_probe(method: str, url: str, body: bytes | None, timeout: float,
+                content_type: str = "application/json") -> Health:
     parts = urlsplit(url)
     started = time.monotonic()
     conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=timeout)
+    path = parts.path + (f"?{parts.query}" if parts.query else "")
     try:
-        conn.request("GET", parts.path or "/")
+        headers = {"Content-Type": content_type} if body is not None else {}
+        conn.request(method, path or "/", body=body, headers=headers)
         response = conn.getresponse()
-        response.read()
+        payload = response.read()
         ok = 200 <= response.status < 300
-        return Health(ok, response.status, response.reason, time.monotonic() - started)
+        detail = response.reason if ok else f"{response.reason}: {payload[:200].decode(errors='replace')}"
+        return Health(ok, response.status, detail, time.monotonic() - started)
     except (OSError, http.client.HTTPException) as exc:
         detail = type(exc).__name__ if not str(exc) else f"{type(exc).__name__}: {exc}"
         return Health(False, None, detail, time.monotonic() - started)

@@ -20,7 +20,7 @@ from harness.errors import StackFailed
 from harness.load.target import Target
 from harness.observers.base import Observer
 from harness.observers.docker_events import DockerEvents
-from harness.procs import ProcessId
+from harness.procs import ManagedProcess, ProcessId
 from harness.stacks.base import Endpoints, Health, Stack, StopReport
 from harness.stacks.container_spec import ContainerSpec
 
@@ -116,8 +116,12 @@ class ContainerStack(Stack):
     def target(self, request_timeout: float) -> Target:
         return self.inner.target(request_timeout)
 
-    def exit_code(self, role: str, ident: ProcessId) -> int | None:
-        return self.inner.exit_code(role, ident)
+    def canary(self, timeout: float) -> Health | None:
+        """The inner stack's canary (the container shares the host's network)."""
+        return self.inner.canary(timeout)
+
+    def owned_processes(self) -> list[ManagedProcess]:
+        return self.inner.owned_processes()
 
     def describe(self) -> dict[str, Any]:
         info = self.inner.describe()

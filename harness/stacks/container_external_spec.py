@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from harness.roles import Loss, Role
 from harness.stacks.container_spec import docker_host_setting
 from harness.stacks.external_spec import ExternalSpec
 
@@ -30,7 +31,7 @@ _LABEL = re.compile(r"^[^=\s]+(=[^\s]*)?$")
 class ContainerExternalSpec(ExternalSpec):
     """Containers that already run, found by name or label; load goes to `url`."""
 
-    ROLES: ClassVar[tuple[str, ...]] = ("server",)
+    ROLES: ClassVar[tuple[Role, ...]] = (Role("server", Loss.ENTRY, "each named container's main process"),)
 
     # The same settings as `external` (url, grpc_url, model, ready_path), under its own kind.
     kind: Literal["container_external"]  # type: ignore[assignment]

@@ -16,6 +16,7 @@ from pydantic import Field, SerializeAsAny, ValidationError, field_validator
 
 from harness.containers.sizes import memory_size, parse_size
 from harness.plugins import first_error
+from harness.roles import Role
 from harness.specbase import StackSpecBase
 from harness.stacks.triton_spec import TritonSpec
 
@@ -60,7 +61,7 @@ def docker_host_setting(value: str | None) -> str | None:
 class ContainerSpec(StackSpecBase):
     """Another stack kind (triton) run in Docker containers the harness makes, labels and removes."""
 
-    ROLES: ClassVar[tuple[str, ...]] = TritonSpec.ROLES
+    ROLES: ClassVar[tuple[Role, ...]] = TritonSpec.ROLES
 
     kind: Literal["container"]
     inner: SerializeAsAny[StackSpecBase]

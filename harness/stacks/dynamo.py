@@ -14,7 +14,6 @@ instead replay known token ids (`--response-replay-trace-path`, looked up by the
 import json
 import os
 import shutil
-import subprocess
 import sys
 import time
 import urllib.error
@@ -23,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import StackFailed
-from harness.load.llmtarget import LlmTarget
+from harness.load.llmtarget import LlmTarget, chat_canary
 from harness.load.target import Target
 from harness.procs import ManagedProcess, ProcessId, StopResult, tail
 from harness.stacks.base import Endpoints, Health, Stack, StopReport, probe_http
@@ -217,6 +216,11 @@ class DynamoStack(Stack):
     def health(self, timeout: float = 0.5) -> Health:
         return probe_http(f"{self.endpoints.http}/health", timeout)
 
+    def canary(self, timeout: float) -> Health:
+        target = self.target(timeout)
+        assert isinstance(target, LlmTarget)
+        return chat_canary(target, timeout)
+
     def target(self, request_timeout: float) -> Target:
         return LlmTarget(
             http_url=self.endpoints.http,
@@ -243,11 +247,8 @@ class DynamoStack(Stack):
             "etcd": live([self.etcd]),
         }
 
-    def exit_code(self, role: str, ident: ProcessId) -> int | None:
-        for _, process in self._named_processes():
-            if process.pid == ident.pid and process.ident.create_time == ident.create_time:
-                return _reaped_code(process)
-        return None
+    def owned_processes(self) -> list[ManagedProcess]:
+        return [process for _, process in self._named_processes()]
 
     def log_files(self) -> dict[str, Path]:
         return {name: process.log_path for name, process in self._named_processes()}
@@ -286,18 +287,6 @@ def generate_instances(health: Any) -> int:
         return 0
     instances = health.get("instances") or []
     return sum(1 for i in instances if isinstance(i, dict) and i.get("endpoint") == "generate")
-
-
-def _reaped_code(process: ManagedProcess) -> int | None:
-    """The exit code of a process seen gone. Under gevent the child is reaped by the event loop,
-    so right after it died `poll()` can still say None: wait for the reaping a moment."""
-    code = process.returncode()
-    if code is None and process.ident.alive() is None:
-        try:
-            code = process.popen.wait(timeout=1.0)
-        except subprocess.TimeoutExpired:
-            return None
-    return code
 
 
 def _get_json(url: str, timeout: float = 1.0) -> Any:

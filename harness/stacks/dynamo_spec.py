@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
+from harness.roles import Loss, Role
 from harness.specbase import Duration, StackSpecBase
 
 if TYPE_CHECKING:
@@ -18,7 +19,11 @@ if TYPE_CHECKING:
 class DynamoSpec(StackSpecBase):
     """NVIDIA Dynamo: an OpenAI frontend routing to N mocker workers, discovery by etcd or files."""
 
-    ROLES: ClassVar[tuple[str, ...]] = ("frontend", "worker", "etcd")
+    ROLES: ClassVar[tuple[Role, ...]] = (
+        Role("frontend", Loss.ENTRY, "the OpenAI-compatible HTTP frontend and router"),
+        Role("worker", Loss.REPLICA, "an engine worker (mocker) registered through discovery"),
+        Role("etcd", Loss.DEPENDENCY, "the discovery store holding worker leases"),
+    )
 
     kind: Literal["dynamo"]
     workers: int = Field(2, ge=1, le=16)

@@ -19,7 +19,7 @@ from harness.load.target import Target
 from harness.observers.base import Observer
 from harness.observers.logwatch import FileTail
 from harness.procs import ManagedProcess, ProcessId, tail
-from harness.stacks.base import Endpoints, Health, Stack, StopReport, probe_http
+from harness.stacks.base import Endpoints, Health, Stack, StopReport, probe_http, probe_post
 from harness.stacks.ports import free_ports
 from harness.stacks.torchserve_files import (
     LOG4J2,
@@ -199,10 +199,13 @@ class TorchServeStack(Stack):
             return None
         return {w.pid for w in info.workers if w.pid is not None}
 
-    def exit_code(self, role: str, ident: ProcessId) -> int | None:
-        if role == "frontend" and self.process is not None and ident.pid == self.process.pid:
-            return self.process.returncode()
-        return None
+    def canary(self, timeout: float) -> Health:
+        """One prediction through the frontend and a worker (`/ping` is the frontend's alone)."""
+        body = json.dumps({"data": [0.0, 0.0, 0.0, 0.0]}).encode()
+        return probe_post(f"{self.endpoints.http}/predictions/{self.spec.model}", body, timeout)
+
+    def owned_processes(self) -> list[ManagedProcess]:
+        return [self.process] if self.process is not None else []
 
     def log_files(self) -> dict[str, Path]:
         return {"frontend": self.log_path} if self.process else {}

@@ -5,6 +5,7 @@ from typing import TYPE_CHECKING, ClassVar, Literal
 
 from pydantic import Field
 
+from harness.roles import Loss, Role
 from harness.specbase import Duration, StackSpecBase
 
 if TYPE_CHECKING:
@@ -22,7 +23,10 @@ class TorchServeSpec(StackSpecBase):
     instead of sitting out TorchServe's whole back-off.
     """
 
-    ROLES: ClassVar[tuple[str, ...]] = ("frontend", "worker")
+    ROLES: ClassVar[tuple[Role, ...]] = (
+        Role("frontend", Loss.ENTRY, "the Java frontend: HTTP endpoints, worker management"),
+        Role("worker", Loss.REPLICA, "a Python model worker the frontend starts and retries"),
+    )
 
     kind: Literal["torchserve"]
     handler: Literal["echo", "delay", "broken_import", "broken_init"] = "echo"

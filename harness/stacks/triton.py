@@ -1,5 +1,7 @@
 """A real Triton Inference Server, started from the nvidia-pytriton wheel's binary."""
 
+import json
+import math
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -8,7 +10,7 @@ from typing import Any
 from harness.errors import StackFailed
 from harness.load.target import Target
 from harness.procs import ManagedProcess, ProcessId, tail
-from harness.stacks.base import Endpoints, Health, Stack, StopReport, probe_http
+from harness.stacks.base import Endpoints, Health, Stack, StopReport, probe_http, probe_post
 from harness.stacks.modelzoo import ZOO, ModelOptions
 from harness.stacks.ports import free_ports
 from harness.stacks.shm import ShmWatch
@@ -145,10 +147,17 @@ class TritonStack(Stack):
             request_timeout=request_timeout,
         )
 
-    def exit_code(self, role: str, ident: ProcessId) -> int | None:
-        if role == "server" and self.process is not None and ident.pid == self.process.pid:
-            return self.process.returncode()
-        return None
+    def canary(self, timeout: float) -> Health:
+        """One inference of the served model over HTTP (KServe v2), as a client would send it."""
+        model = ZOO[self.spec.model]
+        count = math.prod(model.dims)
+        body = {"inputs": [{"name": model.input_name, "shape": [1, *model.dims], "datatype": model.datatype,
+                            "data": [0] * count}]}
+        url = f"{self.endpoints.http}/v2/models/{self.spec.model}/infer"
+        return probe_post(url, json.dumps(body).encode(), timeout)
+
+    def owned_processes(self) -> list[ManagedProcess]:
+        return [self.process] if self.process is not None else []
 
     def roles(self) -> dict[str, list[ProcessId]]:
         if self.process is None:

@@ -5,6 +5,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from harness.roles import Loss, Role
 from harness.specbase import StackSpecBase, Strict
 from harness.stacks.modelzoo import ZOO
 from harness.stacks.zoo_large import ModelFile
@@ -53,7 +54,10 @@ class TraceSpec(Strict):
 class TritonSpec(StackSpecBase):
     """A real `tritonserver` started by the harness with a model from the built-in zoo."""
 
-    ROLES: ClassVar[tuple[str, ...]] = ("server", "stub")
+    ROLES: ClassVar[tuple[Role, ...]] = (
+        Role("server", Loss.ENTRY, "tritonserver: its endpoints are the stack's"),
+        Role("stub", Loss.REPLICA, "a Python-backend stub process: one model instance"),
+    )
 
     kind: Literal["triton"]
     trace: TraceSpec | None = None

@@ -28,7 +28,7 @@ def scenario(tmp_path: Path, extra: str) -> Path:
 def test_defaults_and_roles(tmp_path: Path) -> None:
     spec = load_scenario(scenario(tmp_path, "  workers: 3")).stack
     assert spec.kind == "dynamo" and spec.workers == 3 and spec.discovery == "etcd"
-    assert type(spec).ROLES == ("frontend", "worker", "etcd")
+    assert [r.name for r in type(spec).ROLES] == ["frontend", "worker", "etcd"]
 
 
 @pytest.mark.parametrize(("extra", "line", "message"), [
