@@ -1,13 +1,19 @@
 """Reading a run back from its journal: series, windows and the metrics SLOs assert on."""
 
+import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness import metrics
+from harness.features import metric_def
 from harness.journal import JOURNAL_NAME, read_journal
+from harness.journal_compat import upgrade
 from harness.load.recorder import decode_histogram, latency_summary, new_histogram
 from harness.scenario import Window
+
+# `p99_ms`, `p99.9_ms`: a percentile strictly between 0 and 100 (2 digits before the point).
+PERCENTILE = re.compile(r"^p(?!0+(?:\.0*)?_ms$)(\d{1,2}(?:\.\d+)?)_ms$")
 
 
 @dataclass
@@ -21,7 +27,7 @@ class RunData:
 
     @classmethod
     def from_records(cls, records: list[dict[str, Any]]) -> "RunData":
-        events = [r for r in records if r.get("type") == "event"]
+        events = [upgrade(r) for r in records if r.get("type") == "event"]
         seconds = sorted((r for r in records if r.get("type") == "second"), key=lambda r: r["t"])
         data = cls(events=events, seconds=seconds)
         for record in records:
@@ -105,37 +111,31 @@ def log_patterns_seen(data: RunData) -> dict[str, Any]:
 
 
 def measure(data: RunData, metric: str, window: Window | str = "all") -> Measured:
-    if metric in metrics.RECOVERY_METRICS:
-        from harness.faultimpact import recovery_metric
+    """The value of an SLO metric over a window, by its declaration (the core's or a feature's)."""
+    definition = metric_def(metric)
+    if definition is None:
+        raise KeyError(metric)
+    return definition.measure(data, metric, window)
 
-        value, faults = recovery_metric(data, metric)
-        return Measured(value, faults)
-    if metric.startswith("log."):
-        return Measured(float(log_count(data, metric[4:])), 1)
-    if metric in metrics.MEMORY_METRICS:
-        from harness.memory.measures import measure_memory
 
-        return Measured(*measure_memory(data, metric))
-    if metric in metrics.CONTAINER_METRICS:
-        from harness.containerimpact import container_metric
+def whole_run(
+    compute: Callable[[RunData, str], tuple[float | None, int]],
+) -> Callable[[RunData, str, Window | str], Measured]:
+    """A metric of the whole run from `compute` -> (value, what it rests on): no window applies."""
 
-        return Measured(*container_metric(data, metric))
-    if metric in metrics.TORCHSERVE_METRICS:
-        from harness.torchserve.measures import measure_torchserve
+    def measured(data: RunData, metric: str, window: Window | str) -> Measured:
+        return Measured(*compute(data, metric))
 
-        return Measured(*measure_torchserve(data, metric))
-    if metric in metrics.LLM_NAMED or metrics.LLM_METRIC.match(metric):
-        from harness.llmmetrics import measure_named
+    return measured
 
-        return Measured(*measure_named(data, metric, window))
+
+def series_metric(data: RunData, metric: str, window: Window | str) -> Measured:
+    """Counters and rates of the per-second series (harness.metrics.SERIES_METRICS)."""
     records, span = records_in(data, window)
     requests = sum(r["requests"] for r in records)
     ok = sum(r["ok"] for r in records)
     errors = requests - ok
     late = sum(r.get("late", 0) for r in records)
-    percentile = metrics.percentile_of(metric)
-    if percentile is not None or metric in ("mean_ms", "max_ms"):
-        return _latency(records, metric, percentile, ok)
     simple: dict[str, float | None] = {
         "requests": requests,
         "ok": ok,
@@ -148,20 +148,37 @@ def measure(data: RunData, metric: str, window: Window | str = "all") -> Measure
     }
     if metric not in simple:
         raise KeyError(metric)
-    return Measured(simple[metric], requests)
+    # Throughput rests on the successful requests it is made of; the others on every request.
+    return Measured(simple[metric], ok if metric == "throughput_rps" else requests)
 
 
-def _latency(records: list[dict[str, Any]], metric: str, pct: float | None, ok: int) -> Measured:
+def latency_metric(data: RunData, metric: str, window: Window | str) -> Measured:
+    """`pNN_ms`, `mean_ms`, `max_ms` of the successful requests, from the merged histograms."""
+    records, _ = records_in(data, window)
     hist = merged_histogram(records)
     if hist.get_total_count() == 0:
         return Measured(None, 0)
+    pct = percentile_of(metric)
     if pct is not None:
         value = hist.get_value_at_percentile(pct) / 1000
     elif metric == "mean_ms":
         value = hist.get_mean_value() / 1000
-    else:
+    elif metric == "max_ms":
         value = hist.get_max_value() / 1000
-    return Measured(round(value, 3), ok)
+    else:
+        raise KeyError(metric)
+    return Measured(round(value, 3), sum(r["ok"] for r in records))
+
+
+def log_metric(data: RunData, metric: str, window: Window | str) -> Measured:
+    """`log.NAME`: the run's matches of a log pattern (the whole run, whatever the window)."""
+    return Measured(float(log_count(data, metric.removeprefix("log."))), 1)
+
+
+def percentile_of(metric: str) -> float | None:
+    """50.0 for `p50_ms`, 99.9 for `p99.9_ms`, None for other names."""
+    match = PERCENTILE.match(metric)
+    return None if match is None else float(match.group(1))
 
 
 def merged_histogram(records: list[dict[str, Any]]) -> Any:

@@ -53,9 +53,11 @@ def _parser() -> argparse.ArgumentParser:
     compare.add_argument("run_dirs", type=Path, nargs="+")
     compare.add_argument("--html", type=Path, help="also write the comparison as a self-contained page")
     compare.set_defaults(func=cmd_compare)
-    listing = sub.add_parser("list", help="list scenarios, user classes, stacks, models, exit codes")
+    listing = sub.add_parser("list", help="list scenarios, user classes, stacks, models, metrics, features, "
+                                          "exit codes")
     listing.add_argument("what", nargs="?", default="all",
-                         choices=["all", "scenarios", "users", "stacks", "models", "exit-codes"])
+                         choices=["all", "scenarios", "users", "stacks", "models", "metrics", "features",
+                                  "exit-codes"])
     listing.add_argument("--dir", type=Path, default=Path("scenarios"), help="scenario folder")
     listing.set_defaults(func=cmd_list)
     return parser

@@ -5,6 +5,7 @@ from pathlib import Path
 
 from harness.errors import HarnessError
 from harness.exitcodes import ExitCode
+from harness.features import Feature, all_metrics, discover
 from harness.stacks.modelzoo import ZOO
 from harness.users import known_users
 
@@ -18,8 +19,21 @@ def sections(what: str, scenario_dir: Path) -> Iterator[tuple[str, list[str]]]:
         yield "stacks", list(_stacks())
     if what in ("all", "models"):
         yield "models", [f"{name}  {m.datatype}{list(m.dims)}" for name, m in ZOO.items()]
+    if what in ("all", "metrics"):
+        yield "metrics", [f"{d.label}  {d.meaning}" for d in all_metrics()]
+    if what in ("all", "features"):
+        yield "features", [_feature_line(feature) for feature in discover()]
     if what in ("all", "exit-codes"):
         yield "exit codes", [f"{int(code)}  {code.name}" for code in ExitCode]
+
+
+def _feature_line(feature: Feature) -> str:
+    parts = [f"{len(feature.metrics)} metric(s)"]
+    if feature.sections:
+        parts.append("report: " + ", ".join(section.key for section in feature.sections))
+    if feature.observers is not None:
+        parts.append("observers")
+    return f"{feature.name}  ({'; '.join(parts)})"
 
 
 def _stacks() -> Iterator[str]:

@@ -6,22 +6,36 @@ an SLO's window. Names: `ttft_p99_ms`, `itl_p50_ms`, `ttft_mean_ms`, `itl_max_ms
 window / its length: the stack's token throughput).
 """
 
+import re
 from typing import Any
 
+from harness.analysis import Measured, RunData, records_in
 from harness.load.measures import SCALE, measure_value, merged_measure
-from harness.metrics import LLM_METRIC
+from harness.scenario import Window
+from harness.sloci import Interval, quantile_interval
 
 THROUGHPUT = "output_tokens_per_s"
+MEASURES = ("ttft_ms", "itl_ms", "output_tokens", "tokens_per_s")  # what the openai user records
+_STAT = r"(p\d{1,2}(?:\.\d+)?|mean|max)"
+
+
+def family(measure: str) -> re.Pattern[str]:
+    """The SLO names of one measure: `ttft_ms` -> `ttft_p99_ms`, `ttft_mean_ms`, `ttft_max_ms`;
+    `output_tokens` -> `output_tokens_p50`, `output_tokens_mean`, ..."""
+    base, unit = (measure.removesuffix("_ms"), "_ms") if measure.endswith("_ms") else (measure, "")
+    return re.compile(rf"^{base}_{_STAT}{unit}$")
+
+
+FAMILIES = {measure: family(measure) for measure in MEASURES}
 
 
 def split(metric: str) -> tuple[str, str]:
     """`ttft_p99_ms` -> (`ttft_ms`, `p99`); `tokens_per_s_mean` -> (`tokens_per_s`, `mean`)."""
-    match = LLM_METRIC.match(metric)
-    if match is None:
-        raise KeyError(metric)
-    if match.group(1):
-        return f"{match.group(1)}_ms", match.group(2)
-    return match.group(3), match.group(4)
+    for measure, pattern in FAMILIES.items():
+        match = pattern.match(metric)
+        if match is not None:
+            return measure, match.group(1)
+    raise KeyError(metric)
 
 
 def llm_measure(records: list[dict[str, Any]], metric: str, span: float) -> tuple[float | None, int]:
@@ -42,7 +56,7 @@ def llm_measure(records: list[dict[str, Any]], metric: str, span: float) -> tupl
 def llm_totals(records: list[dict[str, Any]], span: float) -> dict[str, Any]:
     """Whole-run LLM figures for the summary (empty when no request recorded any)."""
     out: dict[str, Any] = {}
-    for name in ("ttft_ms", "itl_ms", "output_tokens", "tokens_per_s"):
+    for name in MEASURES:
         hist = merged_measure(records, name)
         if hist.get_total_count() == 0:
             continue
@@ -54,13 +68,19 @@ def llm_totals(records: list[dict[str, Any]], span: float) -> dict[str, Any]:
     return out
 
 
-def measure_named(data: Any, metric: str, window: Any) -> tuple[float | None, int]:
-    """Entry point from `harness.analysis.measure` for the names in `metrics.LLM_NAMED` and LLM_METRIC."""
-    if metric in ("error_window_s", "last_error_s"):
-        from harness.errorwindow import window_metric
-
-        return window_metric(data, metric)
-    from harness.analysis import records_in
-
+def window_measure(data: RunData, metric: str, window: Window | str) -> Measured:
+    """An LLM metric over an SLO's window."""
     records, span = records_in(data, window)
-    return llm_measure(records, metric, span)
+    return Measured(*llm_measure(records, metric, span))
+
+
+def percentile_interval(
+    data: RunData, metric: str, window: Window | str, confidence: float,
+) -> Interval | None:
+    """`ttft_p99_ms`, `output_tokens_p50`, ...: the order-statistic interval, read off the same
+    histogram as the value (means and maxima have none)."""
+    measure, stat = split(metric)
+    if not stat.startswith("p") or not 0 < float(stat[1:]) < 100:
+        return None
+    records, _ = records_in(data, window)
+    return quantile_interval(merged_measure(records, measure), float(stat[1:]) / 100, confidence, SCALE)

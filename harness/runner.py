@@ -9,6 +9,7 @@ import random
 import signal
 import sys
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from faults.base import FaultContext, FaultError
 from harness import __version__
 from harness.errors import StackFailed, UsageError
 from harness.faultrun import FaultRunner
+from harness.features import Feature, Hook, ObserverSetup, RunHooksContext, call_hooks, discover
 from harness.journal import Journal
 from harness.load.distributed import WorkerPlan, Workers, WorkersFailed
 from harness.load.driver import LoadDriver
@@ -28,7 +30,6 @@ from harness.memory.runpart import MemoryRun
 from harness.observers.base import Observer, ObserverContext
 from harness.observers.logwatch import LogWatcher
 from harness.observers.prometheus import PrometheusScraper
-from harness.observers.traces import TraceObserver
 from harness.procs import ProcessId
 from harness.progress import Progress
 from harness.restore import RestoreLog
@@ -36,10 +37,8 @@ from harness.roles import role_table
 from harness.rundir import make_run_dir
 from harness.scenario import Scenario
 from harness.stacks.base import Stack
-from harness.stacks.ports import free_ports
 from harness.supervisor import Supervisor
 from harness.timeline import plan_timeline
-from harness.tracing.otlp_receiver import OtlpReceiver
 from harness.verdict import Verdict
 from reports.build import write_reports
 
@@ -73,7 +72,8 @@ class Run:
         self.supervisor: Supervisor | None = None
         self.faults: FaultRunner | None = None
         self.observers: list[Observer] = []
-        self.collector: OtlpReceiver | None = None
+        self.features = discover()  # what each feature adds: observers, hooks
+        self.hooks = RunHooksContext(scenario, self.run_dir, self.journal)
         self.stop_requested = Event()
         self.stop_signal = ""
         self.show_progress = progress
@@ -123,23 +123,13 @@ class Run:
         self.stop_signal = signal.Signals(sig).name
         self.stop_requested.set()
 
-    def _collector_url(self) -> str | None:
-        """Opentelemetry tracing: start the harness's collector, or pick a port nobody serves."""
-        trace = getattr(self.scenario.stack, "trace", None)
-        if trace is None or trace.mode != "opentelemetry":
-            return None
-        if trace.collector == "absent":
-            return f"127.0.0.1:{free_ports(1)[0]}/v1/traces"
-        if trace.collector != "harness":
-            return None
-        self.collector = OtlpReceiver(keep_spans=20_000)
-        self.collector.start()
-        self.journal.event("collector_started", url=self.collector.url)
-        return str(self.collector.url)
+    def _call_hooks(self, pick: Callable[[Feature], Hook | None]) -> None:
+        call_hooks(self.features, pick, self.hooks)
 
     def _start_stack(self) -> None:
-        collector_url = self._collector_url()
-        self.stack = self.scenario.stack.build(self.run_dir / "stack", collector_url)
+        self._call_hooks(lambda feature: feature.before_start)  # e.g. a trace collector the stack sends to
+        self.stack = self.scenario.stack.build(self.run_dir / "stack", **self.hooks.stack_args)
+        self.hooks.stack = self.stack
         for undo, plan in self.stack.resources():  # before start: cleanup must find them after a SIGKILL
             self.restore.resource(undo, plan)
         self.journal.event("stack_starting", kind=self.scenario.stack.kind)
@@ -151,6 +141,7 @@ class Run:
         if startup_s is None:
             raise Interrupted()
         self.journal.event("stack_ready", startup_s=round(startup_s, 3), stack=self.stack.describe())
+        self._call_hooks(lambda feature: feature.after_ready)
 
     def _record_processes(self) -> None:
         assert self.stack is not None
@@ -161,8 +152,9 @@ class Run:
     def _prepare_faults(self) -> None:
         assert self.stack is not None
         stack = self.stack
+        # FaultContext's `collector` field: where a feature left the trace collector it started.
         ctx = FaultContext(roles=stack.roles, restart_stack=self.restart_stack, rng=self.rng,
-                           stack=stack, collector=self.collector, journal=self.journal)
+                           stack=stack, collector=self.hooks.services.get("collector"), journal=self.journal)
         self.faults = self._fault_runner(ctx)
         try:
             self.faults.validate()
@@ -194,12 +186,10 @@ class Run:
         self.observers = [LogWatcher(patterns)]
         if observe.metrics and self.stack.endpoints.metrics:
             self.observers.append(PrometheusScraper(interval_s=observe.metrics_interval))
-        trace = getattr(self.scenario.stack, "trace", None)
-        if trace is not None:
-            trace_file = getattr(self.stack, "trace_file", None) if trace.mode == "triton" else None
-            self.observers.append(TraceObserver(trace_file, self.collector))
-        # A stack may bring observers of its own (TorchServe: worker states and retries).
-        self.observers.extend(getattr(self.stack, "extra_observers", list)())
+        setup = ObserverSetup(self.scenario, self.stack, self.journal, self.run_dir, self.hooks.services)
+        for feature in self.features:  # traces, Docker's events, TorchServe's workers, ...
+            if feature.observers is not None:
+                self.observers.extend(feature.observers(setup))
         ctx = ObserverContext(self.journal, self.stack)
         for observer in self.observers:
             observer.start(ctx)
@@ -209,8 +199,6 @@ class Run:
         for observer in self.observers:
             self.journal.event("observer_stopped", observer=observer.name, summary=observer.stop())
         self.observers = []
-        if self.collector is not None:
-            self.collector.stop()
 
     def _on_new_process(self, role: str, ident: ProcessId) -> None:
         self.restore.process(role, ident)
@@ -303,6 +291,7 @@ class Run:
             ("stopping the stack", self._stop_stack),
             ("stopping sidecars and memory watchers", lambda: self.memory.end() if self.memory else None),
             ("stopping observers", self._stop_observers),
+            ("features' after-stop hooks", lambda: self._call_hooks(lambda feature: feature.after_stop)),
         ]
         for what, step in steps:
             try:

@@ -15,14 +15,14 @@ from pydantic import (
     model_validator,
 )
 
-from harness import metrics
 from harness.errors import UsageError
+from harness.features import describe_metrics, metric_def
 from harness.load.openai_settings import OpenAISettings
 from harness.logpatterns import DEFAULT_LOG_PATTERNS
-from harness.memory.startup import StartupSpec
+from harness.memory.startup_spec import StartupSpec
 from harness.plugins import first_error
 from harness.repeatspec import MAX_REPEAT, PassIn, check_pass_in
-from harness.sidecars import SidecarSpec, check_sidecars
+from harness.sidecar_spec import SidecarSpec, check_sidecars
 from harness.specbase import Duration, RestartPolicy, StackSpecBase, Strict
 from harness.stacks.external_spec import ExternalSpec
 from harness.stacks.registry import stack_spec_classes
@@ -151,8 +151,8 @@ class Slo(Strict):
     @field_validator("metric")
     @classmethod
     def _metric_known(cls, value: str) -> str:
-        if not metrics.is_known(value):
-            raise ValueError(f"unknown metric {value!r} (known: {metrics.describe_known()})")
+        if metric_def(value) is None:
+            raise ValueError(f"unknown metric {value!r} (known: {describe_metrics()})")
         return value
 
     @property

@@ -17,27 +17,16 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import gevent
-from pydantic import Field
 
 from harness.journal import Journal
 from harness.procs import ManagedProcess, ProcessId
 from harness.restore import RestoreLog
-from harness.specbase import Duration, Strict
+from harness.sidecar_spec import SidecarSpec
 
 POLL_S = 0.1
-
-
-class SidecarSpec(Strict):
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-    command: list[str] = Field(min_length=1)
-    memory: Literal["own", "stack"] = "own"
-    oom_score_adj: int | None = Field(None, ge=-1000, le=1000)
-    expect: Literal["running", "exit"] = "running"
-    env: dict[str, str] = Field(default_factory=dict)
-    stop_timeout: Duration = 5.0
 
 
 @dataclass
@@ -132,17 +121,3 @@ def _set_oom_score_adj(pid: int, value: int) -> None:
         Path(f"/proc/{pid}/oom_score_adj").write_text(str(value), encoding="ascii")
     except OSError:
         pass  # it exited already; the watcher reports that
-
-
-def check_sidecars(sidecars: list[SidecarSpec], startup: Any) -> list[SidecarSpec]:
-    """Names are unique; `memory: stack` needs a stack memory group (`startup.memory_limit`)."""
-    names: set[str] = set()
-    for i, spec in enumerate(sidecars):
-        if spec.name in names:
-            raise ValueError(f"at sidecars.{i}.name: two sidecars are named {spec.name!r}")
-        names.add(spec.name)
-        if spec.memory == "stack" and getattr(startup, "memory_limit", None) is None:
-            raise ValueError(
-                f"at sidecars.{i}.memory: `stack` shares the stack's memory group; set startup.memory_limit"
-            )
-    return sidecars

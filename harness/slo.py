@@ -8,7 +8,7 @@ from typing import Any
 
 from harness.analysis import RunData, measure
 from harness.scenario import Slo
-from harness.sloci import Interval, interval_for, sample_size
+from harness.sloci import Interval, interval_for
 
 _OPERATORS: dict[str, Callable[[float, float], bool]] = {
     "<": operator.lt,
@@ -51,8 +51,8 @@ def evaluate(slo: Slo, data: RunData) -> SloResult:
     detail = f"measured {value:g} {'meets' if passed else 'breaks'} {slo.op} {slo.threshold:g}"
     interval = interval_for(data, slo.metric, slo.window, slo.confidence)
     if interval is None:
-        samples = sample_size(data, slo.metric, slo.window, result.samples)
-        return SloResult(slo.label, slo.metric, slo.op, slo.threshold, value, passed, samples, window, detail)
+        return SloResult(slo.label, slo.metric, slo.op, slo.threshold, value, passed, result.samples, window,
+                         detail)
     marginal = interval.contains(slo.threshold)
     detail += f"; {interval.describe()}"
     if interval.note:

@@ -1,22 +1,21 @@
 """Confidence intervals of SLO values, read off the run's merged HDR histograms and counts.
 
-Percentiles (`p99_ms`, and the LLM ones: `ttft_p99_ms`, `itl_p50_ms`, `output_tokens_p90`,
-`tokens_per_s_p10`) get the order-statistic interval of harness.stats, read at its ranks from
-the histogram the value itself comes from; rates (`error_rate`, `late_rate`) get Wilson's
-interval. Other metrics (counts, maxima, recovery times) carry no interval: they are not an
-estimate of a population figure from a sample, or (mean, throughput) not one we bound here.
+Each metric's declaration (harness.features.MetricDef) says which interval it has. Percentiles
+(`p99_ms`, and features' ones such as `ttft_p99_ms`) get the order-statistic interval of
+harness.stats, read at its ranks from the histogram the value itself comes from; rates
+(`error_rate`, `late_rate`) get Wilson's interval. Other metrics (counts, maxima, recovery
+times) carry no interval: they are not an estimate of a population figure from a sample, or
+(mean, throughput) not one we bound here.
 """
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
-from harness import metrics, stats
-from harness.analysis import RunData, merged_histogram, records_in
+from harness import stats
+from harness.analysis import RunData, merged_histogram, percentile_of, records_in
+from harness.features import metric_def
 from harness.scenario import Window
 
-_PCT = r"p(\d{1,2}(?:\.\d+)?)"
-_LLM_PERCENTILE = re.compile(rf"^(?:(ttft|itl)_{_PCT}_ms|(output_tokens|tokens_per_s)_{_PCT})$")
 _MS_PER_US = 1000.0
 
 
@@ -39,39 +38,38 @@ class Interval:
 
 
 def interval_for(data: RunData, metric: str, window: Window | str, confidence: float) -> Interval | None:
-    """The interval of `metric` over `window`, or None for a metric without one."""
-    quantile = _quantile_source(metric)
-    if quantile is not None:
-        records, _ = records_in(data, window)
-        q, histogram_of, scale = quantile
-        return quantile_interval(histogram_of(records), q, confidence, scale)
-    if metric in ("error_rate", "late_rate"):
-        records, _ = records_in(data, window)
-        requests = sum(r["requests"] for r in records)
-        hits = sum(r["requests"] - r["ok"] for r in records) if metric == "error_rate" else \
-            sum(r.get("late", 0) for r in records)
-        bounds = stats.wilson(hits, requests, confidence)
-        if bounds is None:
-            return None
-        return Interval(bounds[0], bounds[1], confidence, "Wilson score", requests)
-    return None
-
-
-def _quantile_source(metric: str) -> tuple[float, Any, float] | None:
-    """(q, records -> histogram, units per reported unit) of a percentile metric."""
-    pct = metrics.percentile_of(metric)
-    if pct is not None:
-        return pct / 100, merged_histogram, _MS_PER_US
-    match = _LLM_PERCENTILE.match(metric)
-    if match is None:
+    """The interval of `metric` over `window`, or None for a metric without one (its declaration's)."""
+    definition = metric_def(metric)
+    if definition is None or definition.interval is None:
         return None
-    from harness.load.measures import SCALE, merged_measure
+    return definition.interval(data, metric, window, confidence)
 
-    name = f"{match.group(1)}_ms" if match.group(1) else match.group(3)
-    value = float(match.group(2) or match.group(4))
-    if not 0 < value < 100:
+
+def percentile_interval(
+    data: RunData, metric: str, window: Window | str, confidence: float,
+) -> Interval | None:
+    """`pNN_ms`: the order-statistic interval, read off the latency histogram the value comes from."""
+    pct = percentile_of(metric)
+    if pct is None:
         return None
-    return value / 100, lambda records: merged_measure(records, name), SCALE
+    records, _ = records_in(data, window)
+    return quantile_interval(merged_histogram(records), pct / 100, confidence, _MS_PER_US)
+
+
+def rate_interval(data: RunData, metric: str, window: Window | str, confidence: float) -> Interval | None:
+    """`error_rate`, `late_rate`: Wilson's interval of a share of the window's requests."""
+    records, _ = records_in(data, window)
+    requests = sum(r["requests"] for r in records)
+    if metric == "error_rate":
+        hits = sum(r["requests"] - r["ok"] for r in records)
+    elif metric == "late_rate":
+        hits = sum(r.get("late", 0) for r in records)
+    else:
+        raise KeyError(metric)
+    bounds = stats.wilson(hits, requests, confidence)
+    if bounds is None:
+        return None
+    return Interval(bounds[0], bounds[1], confidence, "Wilson score", requests)
 
 
 def quantile_interval(hist: Any, q: float, confidence: float, scale: float) -> Interval | None:
@@ -114,11 +112,3 @@ def values_at_ranks(hist: Any, ranks: list[int]) -> dict[int, tuple[float, float
             out[pending.pop(0)] = (float(hist.get_lowest_equivalent_value(value)),
                                    float(hist.get_highest_equivalent_value(value)))
     return out
-
-
-def sample_size(data: RunData, metric: str, window: Window | str, measured_on: int) -> int:
-    """Requests a value rests on; throughput counts the successful ones it is made of."""
-    if metric != "throughput_rps":
-        return measured_on
-    records, _ = records_in(data, window)
-    return sum(r["ok"] for r in records)

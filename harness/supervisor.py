@@ -145,19 +145,22 @@ class Supervisor:
 
     def _on_exit(self, role: str, ident: ProcessId) -> None:
         noticed = self.journal.now()
+        planned = self.planned_down
         loss = loss_of(self.roles, role)
+        consequence = loss is not Loss.ENTRY and self.state == "exited"
+        if loss is Loss.ENTRY and not planned:
+            # Before the (short) wait for the exit code: replicas that die meanwhile are its consequence.
+            self._fail("exited")
         code = self.stack.exit_code(role, ident)  # waits for the reap of the stack's own children
         fields: dict[str, Any] = {"t": round(noticed, 4), "role": role, "pid": ident.pid, "loss": str(loss),
-                                  "exit_code": code, "planned": self.planned_down}
+                                  "exit_code": code, "planned": planned}
         fields.update(_how_it_ended(code))
-        consequence = loss is not Loss.ENTRY and self.state == "exited"
         if consequence:
             fields["consequence"] = True  # the entry process died first: this went down with it
         self.journal.event("process_exited", **fields)
-        if self.planned_down:
+        if planned:
             return
         if loss is Loss.ENTRY:
-            self._fail("exited")
             self._maybe_restart()
         elif loss is Loss.REPLICA and not consequence:
             self.replicas.lost(role, noticed)

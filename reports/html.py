@@ -5,13 +5,9 @@ from typing import Any
 
 from harness.analysis import RunData
 from harness.faultimpact import fault_impacts, fault_intervals
-from reports.containers_html import containers_section
-from reports.llm_html import llm_section
-from reports.memory_html import memory_section
+from harness.features import report_sections
 from reports.style import BASE_CSS, fmt, kv_table
 from reports.svgplot import Chart, render
-from reports.torchserve_html import torchserve_section
-from reports.tracing_html import tracing_section
 
 _CSS = BASE_CSS
 
@@ -37,11 +33,7 @@ def build_html(summary: dict[str, Any], data: RunData) -> str:
         "(hover for names), shaded bands are windows such as faults.</p>",
         *_charts(data, origin),
         _faults_table(summary.get("faults", []), origin),
-        memory_section(summary.get("memory"), data),
-        containers_section(summary.get("containers")),
-        llm_section(summary, data),
-        tracing_section(summary.get("tracing")),
-        torchserve_section(summary.get("torchserve"), data),
+        *_feature_sections(summary, data),
         "<h2>Totals</h2>",
         _totals_table(summary["totals"]) + _workers_table(summary["load"].get("workers", [])),
         _findings(summary["findings"]),
@@ -54,6 +46,11 @@ def build_html(summary: dict[str, Any], data: RunData) -> str:
         f"<title>{escape(summary['scenario'])}: {escape(summary['verdict'])}</title>"
         f"<style>{_CSS}</style></head><body>{''.join(body)}</body></html>"
     )
+
+
+def _feature_sections(summary: dict[str, Any], data: RunData) -> list[str]:
+    """Each feature's HTML section, from its part of the summary, in feature order."""
+    return [section.html(summary.get(section.key), data) for section in report_sections() if section.html]
 
 
 def _charts(data: RunData, origin: float) -> list[str]:

@@ -14,10 +14,13 @@ _LABELS = {
 }
 
 
-def llm_section(summary: dict[str, Any], data: RunData) -> str:
-    parts = [_llm_totals(summary.get("llm") or {}), *_llm_charts(data)]
-    parts.append(error_window_table(summary.get("error_windows") or [], data.load_start or 0.0))
+def llm_section(llm: dict[str, Any] | None, data: RunData) -> str:
+    parts = [_llm_totals(llm or {}), *_llm_charts(data)]
     return "".join(p for p in parts if p)
+
+
+def error_windows_section(windows: list[dict[str, Any]] | None, data: RunData) -> str:
+    return error_window_table(windows or [], data.load_start or 0.0)
 
 
 def _llm_totals(llm: dict[str, Any]) -> str:

@@ -1,13 +1,11 @@
 """What happened, in a few plain lines: the run's key events in order, on the load's clock."""
 
 import re
-from collections.abc import Callable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from harness.analysis import RunData
-from harness.memory.report_data import STORY_PHRASES
-
-Phrase = Callable[[dict[str, Any]], str | None]
+from harness.features import Phrase
 
 
 def _exited(e: dict[str, Any]) -> str | None:
@@ -40,7 +38,6 @@ _PHRASES: dict[str, Phrase] = {
     "interrupted": lambda e: f"run interrupted by {e.get('signal')}",
     "stack_failed": lambda e: f"stack failed: {e.get('error')}",
 }
-_PHRASES.update(STORY_PHRASES)  # start attempts, OOM kills, sidecar deaths, memory steps
 MAX_LINES = 25
 _WITH_REQUEST_COUNT = {"log_match", "process_exited", "hang_detected", "fault_injected"}
 
@@ -50,11 +47,15 @@ def _requests_before(data: RunData, t: float) -> int:
     return sum(r["requests"] for r in data.seconds if r["t"] + 1 <= t)
 
 
-def story(data: RunData) -> list[str]:
+def story(data: RunData, feature_phrases: Iterable[Mapping[str, Phrase]] = ()) -> list[str]:
+    """The run's key events, in the core's words and the features' (start attempts, OOM kills, ...)."""
+    phrases = dict(_PHRASES)
+    for more in feature_phrases:
+        phrases.update(more)
     origin = data.load_start or 0.0
     lines = []
     for event in data.events:
-        phrase = _PHRASES.get(event["event"])
+        phrase = phrases.get(event["event"])
         text = phrase(event) if phrase else None
         if text and event["event"] in _WITH_REQUEST_COUNT:
             text += f" (after {_requests_before(data, event['t'])} requests)"

@@ -4,14 +4,9 @@ from pathlib import Path
 from typing import Any
 
 from harness.analysis import RunData, log_patterns_seen, totals
-from harness.containerimpact import container_summary
-from harness.errorwindow import error_windows
 from harness.faultimpact import fault_impacts
-from harness.llmmetrics import llm_totals
-from harness.memory.report_data import memory_findings, memory_summary
+from harness.features import ReportSection, SectionContext, report_sections
 from harness.scenario import Scenario
-from harness.torchserve.report_data import torchserve_summary
-from harness.tracing.accounting import span_accounting, trace_breakdown
 from harness.verdict import Verdict
 from reports.story import story
 
@@ -25,7 +20,9 @@ def build_summary(run_dir: Path, scenario: Scenario, data: RunData, verdict: Ver
     stopped: dict[str, Any] = next(
         (e for e in reversed(data.events) if e["event"] == "stack_stopped"), {}
     )
-    return {
+    run_totals = totals(data)
+    sections = report_sections()
+    core: dict[str, Any] = {
         "schema": SCHEMA,
         "scenario": scenario.name,
         "description": scenario.description,
@@ -52,21 +49,38 @@ def build_summary(run_dir: Path, scenario: Scenario, data: RunData, verdict: Ver
             "stopped_t": data.load_end,
             "workers": _workers(data),
         },
-        "totals": totals(data),
+        "totals": run_totals,
         "slos": [result.to_dict() for result in verdict.slos],
         "faults": [impact.to_dict() for impact in fault_impacts(data)],
-        "containers": container_summary(data),
-        "error_windows": [w.to_dict() for w in error_windows(data)],
-        "llm": llm_totals(data.seconds_in(*data.bounds("all")), totals(data)["duration_s"]),
         "log_patterns": log_patterns_seen(data),
-        "memory": memory_summary(data),
-        "story": story(data),
-        "tracing": _tracing(scenario, data),
-        "torchserve": torchserve_summary(run_dir, scenario.stack, data),
+        "story": story(data, [s.story_phrases for s in sections]),
         "seed": started.get("seed"),
-        "findings": findings(data) + memory_findings(data),
+        "findings": findings(data) + [line for s in sections if s.findings for line in s.findings(data)],
         "events": [_event_row(e) for e in data.events],
     }
+    ctx = SectionContext(run_dir, scenario, data, run_totals)
+    return _placed(core, [(section, section.summary(ctx)) for section in sections])
+
+
+def _placed(core: dict[str, Any], parts: list[tuple[ReportSection, Any]]) -> dict[str, Any]:
+    """The core's keys with each feature's part after the key it names (the order summaries have
+    always had); a part whose key is missing goes at the end."""
+    out: dict[str, Any] = {}
+    pending = list(parts)
+
+    def put(key: str, value: Any) -> None:
+        out[key] = value
+        following = [part for part in pending if part[0].after == key]
+        for part in following:
+            pending.remove(part)
+        for section, part_value in following:
+            put(section.key, part_value)
+
+    for key, value in core.items():
+        put(key, value)
+    for section, value in pending:
+        out[section.key] = value
+    return out
 
 
 def findings(data: RunData) -> list[str]:
@@ -94,18 +108,6 @@ def findings(data: RunData) -> list[str]:
 
 def _event_row(event: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in event.items() if k not in ("type", "wall")}
-
-
-def _tracing(scenario: Scenario, data: RunData) -> dict[str, Any] | None:
-    trace = getattr(scenario.stack, "trace", None)
-    if trace is None:
-        return None
-    settings = trace.model_dump(exclude_none=True)
-    return {
-        "settings": settings,
-        "spans": span_accounting(data, settings),
-        "breakdown": trace_breakdown(data),
-    }
 
 
 def _workers(data: RunData) -> list[dict[str, Any]]:

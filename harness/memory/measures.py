@@ -52,7 +52,7 @@ def psi_some_max(data: RunData) -> float | None:
 
 
 def measure_memory(data: RunData, metric: str) -> tuple[float | None, int]:
-    """(value, what it rests on) for a name in `metrics.MEMORY_METRICS`."""
+    """(value, what it rests on) for a name in `harness.memory.feature.METRICS`."""
     attempts = start_attempts(data)
     if metric == "start_attempts":
         return (float(len(attempts)) if attempts else None), len(attempts)

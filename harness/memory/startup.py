@@ -20,23 +20,15 @@ from typing import Any
 import gevent
 import psutil
 from gevent.event import Event
-from pydantic import Field
 
 from harness.errors import StackFailed
 from harness.journal import Journal
-from harness.memory.cgroups import Choice, MemoryGroup
-from harness.memory.sizes import Size, format_size
-from harness.specbase import Duration, Strict
+from harness.memory.cgroups import MemoryGroup
+from harness.memory.sizes import format_size
+from harness.memory.startup_spec import StartupSpec
 from harness.stacks.base import Stack
 
 SAMPLE_S = 0.1
-
-
-class StartupSpec(Strict):
-    attempts: int = Field(1, ge=1, le=10)
-    backoff: Duration = 1.0
-    memory_limit: Size | None = Field(None, ge=16 << 20)
-    cgroup: Choice = "auto"
 
 
 @dataclass

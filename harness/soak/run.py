@@ -31,7 +31,6 @@ from harness.faultrun import FaultRunner
 from harness.journal import JOURNAL_NAME, RotatingJournal, read_journal
 from harness.load.distributed import MAX_REPORT_LAG_S
 from harness.observers.logwatch import LogWatcher
-from harness.observers.traces import TraceObserver
 from harness.runner import Run
 from harness.scenario import Scenario
 from harness.soak.faults import CyclicFaultRunner
@@ -45,7 +44,6 @@ from harness.soak.plan import (
     stop_pacer_at,
 )
 from harness.soak.report import SETTINGS_EVENT, SoakSettings, write_soak_reports
-from harness.tracing.summary import SummaryBuilder
 from harness.verdict import Verdict
 
 log = logging.getLogger(__name__)
@@ -238,9 +236,7 @@ class SoakRun(Run):
             env.stats.reset_all()  # Locust's per-second dicts grow by an entry a second; unused here
         if self.supervisor is not None:
             self.supervisor.restarts = 0  # the policy's `max_restarts` counts per cycle
-        for observer in self.observers:
-            if isinstance(observer, TraceObserver):
-                observer.builder = SummaryBuilder()  # per-trace values: the breakdown is the last cycle's
+        self._call_hooks(lambda feature: feature.per_soak_cycle)  # e.g. the trace breakdown: the cycle's own
 
     def _log_counts(self) -> dict[str, float]:
         for observer in self.observers:

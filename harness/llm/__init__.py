@@ -1,0 +1,1 @@
+"""LLM load: the openai user's per-request measures as SLO metrics and report sections."""
