@@ -28,9 +28,9 @@ from pathlib import Path
 
 import psutil
 
-from harness.scenario import TritonStack as TritonSpec
 from harness.stacks.modelzoo import ZOO
 from harness.stacks.triton import TritonStack
+from harness.stacks.triton_spec import TritonSpec
 
 MODEL = "identity"
 GOAL = 0.85  # the harness's HTTP throughput should reach this fraction of wrk's

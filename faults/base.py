@@ -8,7 +8,7 @@ harness itself was SIGKILLed. `undo` therefore works from the plan alone, with n
 import random
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
@@ -51,8 +51,9 @@ class FaultContext:
     restart_stack: Callable[[bool], float]  # graceful? -> seconds until ready again
     rng: random.Random
     stack: Any = None  # the Stack, for faults that speak its protocols
-    collector: Any = None  # the harness's OTLP receiver, when the run has one
     journal: Any = None  # the run's Journal, for faults that change things on their own timeline
+    # What features' hooks started for this run, by name (the tracing feature's `collector`).
+    services: dict[str, Any] = field(default_factory=dict)
 
 
 class Fault(ABC):

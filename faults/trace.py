@@ -6,6 +6,7 @@ from pydantic import Field
 
 from faults.base import Fault, FaultContext, FaultError, FaultParams
 from harness.durations import parse_duration
+from harness.tracing import COLLECTOR
 from harness.tracing.settings import TraceSettingsClient, normalize
 
 
@@ -105,7 +106,7 @@ class Collector(Fault):
     params_model = CollectorParams
 
     def validate(self, ctx: FaultContext) -> None:
-        if ctx.collector is None:
+        if ctx.services.get(COLLECTOR) is None:
             raise FaultError("collector faults need `stack.trace: {mode: opentelemetry, collector: harness}`")
 
     def plan(self, ctx: FaultContext) -> dict[str, Any]:
@@ -114,7 +115,7 @@ class Collector(Fault):
         return {"mode": params.mode, "delay": params.delay, "status": params.status}
 
     def inject(self, ctx: FaultContext, plan: dict[str, Any]) -> dict[str, Any]:
-        receiver = ctx.collector
+        receiver = ctx.services[COLLECTOR]
         if plan["mode"] == "slow":
             receiver.set_slow(plan["delay"])
         elif plan["mode"] == "error":
@@ -124,7 +125,7 @@ class Collector(Fault):
         return {"collector": plan["mode"]}
 
     def restore(self, ctx: FaultContext, plan: dict[str, Any]) -> None:
-        receiver = ctx.collector
+        receiver = ctx.services[COLLECTOR]
         if not receiver.running:
             receiver.start()
         receiver.set_healthy()

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.faultimpact import fault_intervals
 from harness.features import metric_def
 from harness.journal import JOURNAL_NAME, read_journal
 from harness.journal_compat import upgrade
@@ -27,7 +28,9 @@ class RunData:
 
     @classmethod
     def from_records(cls, records: list[dict[str, Any]]) -> "RunData":
-        events = [upgrade(r) for r in records if r.get("type") == "event"]
+        # In time order: an event can be written a moment after its time (a process exit is
+        # journaled once its exit code is read, with the time it was noticed).
+        events = sorted((upgrade(r) for r in records if r.get("type") == "event"), key=lambda r: r["t"])
         seconds = sorted((r for r in records if r.get("type") == "second"), key=lambda r: r["t"])
         data = cls(events=events, seconds=seconds)
         for record in records:
@@ -81,7 +84,6 @@ def records_in(data: RunData, window: Window | str) -> tuple[list[dict[str, Any]
     records = data.seconds_in(start, end)
     if window not in ("faults", "outside_faults"):
         return records, end - start
-    from harness.faultimpact import fault_intervals
 
     intervals = fault_intervals(data)
 

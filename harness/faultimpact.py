@@ -1,10 +1,13 @@
 """What each fault did: when it was noticed, when the stack recovered, what requests failed."""
 
+from __future__ import annotations
+
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from harness.analysis import RunData
+if TYPE_CHECKING:  # analysis imports this module: the type only, to keep the import one way
+    from harness.analysis import RunData
 
 # Journal events that mean "the stack is failing" (written by the supervisor).
 FAILURE_EVENTS = ("process_exited", "hang_detected", "not_serving", "degraded")

@@ -12,6 +12,11 @@ _OLD_ENTRY_ROLE = "server"
 
 
 def upgrade(record: dict[str, Any]) -> dict[str, Any]:
-    if record.get("type") == "event" and record.get("event") == "process_exited" and "loss" not in record:
+    if record.get("type") != "event":
+        return record
+    name = record.get("event")
+    if name == "process_exited" and "loss" not in record:
         record["loss"] = "entry" if record.get("role") == _OLD_ENTRY_ROLE else "replica"
+    elif name in ("hang_detected", "liveness_kill") and "role" not in record:
+        record["role"] = _OLD_ENTRY_ROLE  # the old supervisor probed and killed that role only
     return record

@@ -152,9 +152,8 @@ class Run:
     def _prepare_faults(self) -> None:
         assert self.stack is not None
         stack = self.stack
-        # FaultContext's `collector` field: where a feature left the trace collector it started.
         ctx = FaultContext(roles=stack.roles, restart_stack=self.restart_stack, rng=self.rng,
-                           stack=stack, collector=self.hooks.services.get("collector"), journal=self.journal)
+                           stack=stack, journal=self.journal, services=self.hooks.services)
         self.faults = self._fault_runner(ctx)
         try:
             self.faults.validate()

@@ -24,9 +24,7 @@ from harness.plugins import first_error
 from harness.repeatspec import MAX_REPEAT, PassIn, check_pass_in
 from harness.sidecar_spec import SidecarSpec, check_sidecars
 from harness.specbase import Duration, RestartPolicy, StackSpecBase, Strict
-from harness.stacks.external_spec import ExternalSpec
 from harness.stacks.registry import stack_spec_classes
-from harness.stacks.triton_spec import TraceSpec, TritonSpec
 from harness.users import known_users
 from harness.yamlsrc import YamlSource, load_yaml
 
@@ -36,12 +34,9 @@ if TYPE_CHECKING:
 else:
     StackSpec = Annotated[Union[tuple(stack_spec_classes())], Field(discriminator="kind")]  # noqa: UP007
 
-# Names other modules and older scenarios' code use.
-TritonStack = TritonSpec
-ExternalStack = ExternalSpec
 __all__ = [
-    "Duration", "ExternalStack", "FaultSpec", "LoadSpec", "Observe", "RestartPolicy", "Scenario", "Slo",
-    "Stage", "StackSpecBase", "TraceSpec", "TritonStack", "Window", "load_scenario",
+    "Duration", "FaultSpec", "LoadSpec", "Observe", "RestartPolicy", "Scenario", "Slo", "Stage",
+    "StackSpecBase", "Window", "load_scenario",
 ]
 
 

@@ -6,7 +6,7 @@ registered in the `harness.stacks` entry-point group, so a package can add its o
 """
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, ClassVar
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
@@ -43,6 +43,6 @@ class StackSpecBase(Strict):
     stop_timeout: Duration = 10.0
     restart: RestartPolicy = Field(default_factory=RestartPolicy)
 
-    def build(self, workdir: Path, collector_url: str | None = None) -> "Stack":
+    def build(self, workdir: Path, **stack_args: Any) -> "Stack":
         """The Stack that runs these settings (import its module lazily: it may be heavy)."""
         raise NotImplementedError(f"stack kind {self.kind!r} cannot be built")

@@ -14,7 +14,7 @@ _CSS = BASE_CSS
 # Events drawn as vertical lines on every chart.
 _MARKED = {
     "stack_ready", "load_started", "load_stopped", "interrupted", "stack_failed", "fault_injected",
-    "process_exited", "hang_detected", "degraded", "recovered", "restarted",
+    "process_exited", "hang_detected", "not_serving", "degraded", "recovered", "restarted",
 }
 
 

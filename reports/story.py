@@ -12,6 +12,10 @@ def _exited(e: dict[str, Any]) -> str | None:
     if e.get("planned"):
         return None
     how = e.get("signal") or f"exit code {e.get('exit_code')}"
+    if "ended" in e:  # journals since roles were declared: how it ended, and what the loss was
+        how = f"{e['ended']}; {e.get('loss')}"
+        if e.get("consequence"):
+            how += ", went down with the entry process"
     return f"{e['role']} process {e['pid']} exited ({how})"
 
 
@@ -28,12 +32,18 @@ _PHRASES: dict[str, Phrase] = {
     "log_match": lambda e: f"first '{e['pattern']}' in the {e.get('role')} log: {_short(e.get('line'))}",
     "process_exited": _exited,
     "hang_detected": lambda e: (
-        f"server process {e['pid']} alive ({e.get('process_status')}) but not answering its health probe"
+        f"{e['role']} process {e['pid']} alive ({e.get('process_status')}) but not answering its health probe"
     ),
+    "not_serving": lambda e: (
+        f"health says ready, inference fails (canary: {e.get('status') or e.get('detail')})"
+    ),
+    "canary_slow": lambda e: f"canary slow: {e.get('latency_s')}s (alive and slow)",
+    "replicas_restored": lambda e: f"{e.get('role')} back at {e.get('live')} of {e.get('expected')} after"
+                                   f" {e.get('after_s')}s",
     "degraded": lambda e: f"serving with errors: error rate {e.get('error_rate')} ({e.get('errors')})",
     "recovered": lambda e: f"recovered from {e.get('after')} after {e.get('downtime_s')}s",
     "restarting": lambda e: f"restart policy: restart {e.get('attempt')} in {e.get('backoff_s')}s",
-    "liveness_kill": lambda e: f"liveness timeout: server {e.get('pid')} killed",
+    "liveness_kill": lambda e: f"liveness timeout: {e.get('role')} {e.get('pid')} killed",
     "load_stopped": lambda e: "load stopped",
     "interrupted": lambda e: f"run interrupted by {e.get('signal')}",
     "stack_failed": lambda e: f"stack failed: {e.get('error')}",

@@ -93,17 +93,38 @@ def findings(data: RunData) -> list[str]:
                 found.append(f"{role} (pid {info.get('pid')}) ignored SIGTERM and was killed")
     for event in data.events:
         if event["event"] == "hang_detected":
-            found.append(f"t={event['t']:.1f}s: server pid {event['pid']} alive ({event['process_status']})"
-                         " but not answering its health probe")
-        elif event["event"] == "process_exited" and not event.get("planned"):
-            how = event.get("signal") or f"exit code {event.get('exit_code')}"
-            found.append(f"t={event['t']:.1f}s: {event['role']} pid {event['pid']} exited ({how})")
+            found.append(f"t={event['t']:.1f}s: {event['role']} pid {event['pid']} alive"
+                         f" ({event['process_status']}) but not answering its health probe")
+        elif event["event"] == "process_exited" and not event.get("planned") and not event.get("consequence"):
+            found.append(f"t={event['t']:.1f}s: {_exit_line(event)}")
+        elif event["event"] == "not_serving":
+            found.append(f"t={event['t']:.1f}s: health says ready, inference fails: the canary got"
+                         f" {event.get('status') or event.get('detail')} ({event.get('detail')})")
+        elif event["event"] == "canary_slow":
+            found.append(f"t={event['t']:.1f}s: alive and slow: the canary took {event['latency_s']}s"
+                         f" (slow above {event.get('slow_s')}s)")
         elif event["event"] in ("fault_failed", "restart_failed"):
             found.append(f"t={event['t']:.1f}s: {event['event']}: {event.get('error')}")
         elif event["event"] == "load_worker_lost":
             found.append(f"t={event['t']:.1f}s: load worker {event['index']} stopped answering; its users"
                          " and its last unsent second are missing from then on, so the load was lower")
     return found
+
+
+_LOSS_MEANING = {
+    "entry": "the stack's entry process: a crash",
+    "replica": "a replica: a partial failure",
+    "dependency": "a dependency of the stack",
+}
+
+
+def _exit_line(event: dict[str, Any]) -> str:
+    """Journals since roles were declared say how it ended (`ended`) and what the loss means."""
+    if "ended" not in event:  # an older journal: its finding reads as it always did
+        how = event.get("signal") or f"exit code {event.get('exit_code')}"
+        return f"{event['role']} pid {event['pid']} exited ({how})"
+    meaning = _LOSS_MEANING.get(str(event.get("loss")), str(event.get("loss")))
+    return f"{event['role']} pid {event['pid']} exited ({event['ended']}; {meaning})"
 
 
 def _event_row(event: dict[str, Any]) -> dict[str, Any]:

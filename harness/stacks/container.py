@@ -42,7 +42,7 @@ class ContainerStack(Stack):
         self.spec = spec
         self.workdir = workdir
         inner_spec = spec.inner.model_copy(update={"stop_timeout": spec.stop_timeout})
-        self.inner = inner_spec.build(workdir, collector_url)
+        self.inner = inner_spec.build(workdir, collector_url=collector_url)
         if not hasattr(self.inner, "launcher"):
             raise StackFailed(f"stack kind {spec.inner.kind!r} does not start processes through a launcher")
         self.run_id = run_id_for(workdir)

@@ -13,7 +13,7 @@ The harness starts and removes nothing; container faults act on these containers
 
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -65,7 +65,7 @@ class ContainerExternalSpec(ExternalSpec):
             raise ValueError("at containers: name the containers, or give a `label` that selects them")
         return self
 
-    def build(self, workdir: Path, collector_url: str | None = None) -> "Stack":
+    def build(self, workdir: Path, **stack_args: Any) -> "Stack":
         from harness.stacks.container_external import ContainerExternalStack
 
         return ContainerExternalStack(self)

@@ -126,7 +126,7 @@ class ContainerSpec(StackSpecBase):
         """The inner stack's tracing settings: the harness sets tracing up the same way inside."""
         return getattr(self.inner, "trace", None)
 
-    def build(self, workdir: Path, collector_url: str | None = None) -> "Stack":
+    def build(self, workdir: Path, collector_url: str | None = None, **stack_args: Any) -> "Stack":
         from harness.stacks.container import ContainerStack
 
         return ContainerStack(self, workdir, collector_url)

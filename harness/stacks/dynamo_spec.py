@@ -5,7 +5,7 @@ needs no GPU and no weights, only a tokenizer folder, which the harness generate
 """
 
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
@@ -52,7 +52,7 @@ class DynamoSpec(StackSpecBase):
             raise ValueError("at lease_ttl: an etcd lease TTL needs `discovery: etcd`")
         return self
 
-    def build(self, workdir: Path, collector_url: str | None = None) -> "Stack":
+    def build(self, workdir: Path, **stack_args: Any) -> "Stack":
         from harness.stacks.dynamo import DynamoStack
 
         return DynamoStack(self, workdir)

@@ -1,7 +1,7 @@
 """Scenario settings of the `external` stack kind: a server that already runs."""
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import field_validator
@@ -40,7 +40,7 @@ class ExternalSpec(StackSpecBase):
             raise ValueError(f"{value} is not a loopback address")
         return value
 
-    def build(self, workdir: Path, collector_url: str | None = None) -> "Stack":
+    def build(self, workdir: Path, **stack_args: Any) -> "Stack":
         from harness.stacks.external import ExternalStack
 
         return ExternalStack(self)

@@ -1,7 +1,7 @@
 """Scenario settings of the `torchserve` stack kind: a real TorchServe with a built-in handler."""
 
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import Field
 
@@ -39,7 +39,7 @@ class TorchServeSpec(StackSpecBase):
     stop_on_storm: bool = True
     startup_timeout: Duration = 60.0
 
-    def build(self, workdir: Path, collector_url: str | None = None) -> "Stack":
+    def build(self, workdir: Path, **stack_args: Any) -> "Stack":
         from harness.stacks.torchserve import TorchServeStack
 
         return TorchServeStack(self, workdir)

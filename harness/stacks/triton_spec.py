@@ -90,7 +90,7 @@ class TritonSpec(StackSpecBase):
             raise ValueError("at model_file: `model_file: {size: ...}` goes with model large_init, only")
         return self
 
-    def build(self, workdir: Path, collector_url: str | None = None) -> "Stack":
+    def build(self, workdir: Path, collector_url: str | None = None, **stack_args: Any) -> "Stack":
         from harness.stacks.triton import TritonStack
 
         return TritonStack(self, workdir, collector_url=collector_url)

@@ -8,3 +8,6 @@
 
 Each module stands alone; none of them imports the runner.
 """
+
+# The key under which the tracing feature leaves its OTLP receiver in a run's `services`.
+COLLECTOR = "collector"

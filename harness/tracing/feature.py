@@ -18,6 +18,7 @@ from harness.features import Feature, ObserverSetup, ReportSection, RunHooksCont
 from harness.observers.base import Observer
 from harness.scenario import Scenario
 from harness.stacks.ports import free_ports
+from harness.tracing import COLLECTOR
 from harness.tracing.accounting import span_accounting, trace_breakdown
 from harness.tracing.summary import SummaryBuilder
 from reports.tracing_html import tracing_section
@@ -25,9 +26,8 @@ from reports.tracing_html import tracing_section
 if TYPE_CHECKING:
     from harness.stacks.triton_spec import TraceSpec
 
-# Where this feature leaves what it started, in the run's services. `collector` is also the
-# FaultContext field the `collector` faults (faults/trace.py) find the receiver in.
-COLLECTOR = "collector"
+# Where this feature leaves what it started, in the run's services (COLLECTOR: the receiver,
+# which the `collector` faults of faults/trace.py find in FaultContext.services).
 OBSERVER = "tracing.observer"
 KEEP_SPANS = 20_000
 

@@ -15,7 +15,7 @@ from harness.journal import Journal, read_journal
 from harness.observers.base import ObserverContext
 from harness.observers.logwatch import TRITON_PATTERNS, LogWatcher
 from harness.observers.prometheus import PrometheusScraper
-from harness.scenario import TritonStack as TritonSpec
+from harness.stacks.triton_spec import TritonSpec
 from harness.stacks.triton import TritonStack
 
 pytestmark = pytest.mark.real

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from harness.scenario import TritonStack as TritonSpec
 from harness.stacks.triton import TritonStack
+from harness.stacks.triton_spec import TritonSpec
 from harness.tracing.config import parse_trace_config
 from harness.tracing.otlp_receiver import OtlpReceiver, spans_to_traces
 from harness.tracing.settings import TraceSettingsClient, TraceSettingsError
