@@ -113,9 +113,11 @@ class Run:
                 handler.cancel()
             for sig, before in previous.items():
                 signal.signal(sig, before)
-        return self._write_reports()
+        return self.write_reports()
 
-    def _write_reports(self) -> tuple[Verdict, dict[str, Any]]:
+    # --- what a subclass (the soak) may change: these and `journal_class`, nothing private
+
+    def write_reports(self) -> tuple[Verdict, dict[str, Any]]:
         """From the journal: verdict, summary.json, junit.xml, report.html (a soak writes its own)."""
         return write_reports(self.run_dir, self.scenario)
 
@@ -154,13 +156,13 @@ class Run:
         stack = self.stack
         ctx = FaultContext(roles=stack.roles, restart_stack=self.restart_stack, rng=self.rng,
                            stack=stack, journal=self.journal, services=self.hooks.services)
-        self.faults = self._fault_runner(ctx)
+        self.faults = self.make_fault_runner(ctx)
         try:
             self.faults.validate()
         except FaultError as exc:
             raise UsageError(f"faults: {exc}") from None
 
-    def _fault_runner(self, ctx: FaultContext) -> FaultRunner:
+    def make_fault_runner(self, ctx: FaultContext) -> FaultRunner:
         """The faults of the scenario's timeline (a soak plans one cycle at a time)."""
         planned = plan_timeline(self.scenario.faults, self.scenario.load.total_duration, self.rng)
         return FaultRunner(planned, ctx, self.journal, self.restore)
@@ -267,19 +269,30 @@ class Run:
                 users = self.driver.user_count if self.driver else 0
                 progress.update(elapsed, record["ok"], errors, p99, users)
 
+    def on_load_started(self, driver: LoadDriver, started: float) -> None:
+        """The users are running; `started` is the run-clock time the load's clock counts from."""
+
+    def before_load_stops(self, driver: LoadDriver) -> None:
+        """The load is about to stop (at its end, or early), its last seconds not yet written."""
+
+    def after_load_stopped(self) -> None:
+        """The load stopped; its last seconds and `load_stopped` are in the journal."""
+
     def _start_load(self, started: float) -> None:
-        """Start the users; `started` is the run-clock time the load's clock counts from."""
         assert self.driver is not None
         self.driver.start()
+        self.on_load_started(self.driver, started)
 
     def _stop_load(self) -> None:
         if self.driver is None:
             return
+        self.before_load_stops(self.driver)
         summary = self.driver.stop()
         self.driver = None
         for record in self.recorder.pop_complete(everything=True):
             self.journal.second(record)
         self.journal.event("load_stopped", **summary)
+        self.after_load_stopped()
 
     def _teardown(self) -> None:
         """Always runs: restore faults, stop load and watchers, stop the stack, close the journal."""

@@ -82,6 +82,10 @@ class Supervisor:
             summary["canary"] = self.canary.summary()
         return summary
 
+    def new_restart_budget(self) -> None:
+        """`max_restarts` counts from now (a soak gives every cycle its own)."""
+        self.restarts = 0
+
     # --- planned downtime (stack_restart faults, restarts) is recorded but does not trigger the policy
 
     def expect_down(self) -> None:

@@ -104,6 +104,22 @@ class LoadDriver:
         self.env.events.request.add_listener(RequestListener(self.recorder).on_request)
         self.runner = self.env.create_local_runner()
 
+    def pace_by(self, schedule: RateSchedule) -> None:
+        """Open model in this process: replace the arrival schedule (before or while the load runs)."""
+        if self.pacer is not None:
+            self.pacer.replace_schedule(schedule)
+
+    def end_pacing_now(self) -> None:
+        """Open model: the load stops now, so only the slots due by now count as `unsent`."""
+        if self.pacer is not None:
+            self.pacer.end_at(time.monotonic() - self.pacer.origin)
+
+    def reset_locust_stats(self) -> None:
+        """Forget Locust's own statistics: its per-second dicts grow by an entry a second, and the
+        harness records what it needs itself (a soak resets them every cycle)."""
+        if self.env is not None:
+            self.env.stats.reset_all()
+
     def start(self) -> None:
         if self.runner is None:
             self.prepare()

@@ -59,6 +59,16 @@ class Pacer:
         self.issued = 0
         self._end = schedule.total - _EPSILON_S
 
+    def replace_schedule(self, schedule: RateSchedule) -> None:
+        """Pace by another schedule from now on (a soak repeats one cycle's steps)."""
+        self.schedule = schedule
+        self._end = schedule.total - _EPSILON_S
+
+    def end_at(self, t: float) -> None:
+        """No slot at or after `t` seconds from the origin (the load was stopped early): slots after
+        it are neither sent nor counted as `unsent`."""
+        self._end = min(self._end, max(t, 0.0))
+
     def next_slot(self) -> float | None:
         """The next intended send time, or None once the schedule is over."""
         slot = self._advance_past_pauses(self._next)

@@ -7,7 +7,7 @@ import math
 import random
 from dataclasses import dataclass
 
-from harness.load.pacer import Pacer, RateSchedule, RateStep
+from harness.load.pacer import RateSchedule, RateStep
 from harness.scenario import FaultSpec, LoadSpec, Stage
 from harness.timeline import PlannedFault, plan_timeline
 
@@ -95,16 +95,6 @@ class CyclicSchedule(RateSchedule):
     def end_at(self, t: float) -> None:
         """Cut the schedule at `t` (the soak stopped): slots after it are not `unsent`."""
         self.total = min(self.total, max(t, 0.0))
-
-
-def stop_pacer_at(pacer: Pacer, t: float) -> None:
-    """A soak stopped early: only slots due by `t` count as unsent (else `unsent()` would walk
-    every slot of the hours still planned)."""
-    if isinstance(pacer.schedule, CyclicSchedule):
-        pacer.schedule.end_at(t)
-    end = getattr(pacer, "_end", None)  # the pacer keeps its own copy of the schedule's end
-    if isinstance(end, float):
-        pacer._end = min(end, max(t, 0.0))
 
 
 def one_cycle_steps(spec: LoadSpec) -> list[RateStep]:

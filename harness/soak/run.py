@@ -17,7 +17,6 @@ import logging
 import math
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +29,7 @@ from faults.base import FaultContext
 from harness.faultrun import FaultRunner
 from harness.journal import JOURNAL_NAME, RotatingJournal, read_journal
 from harness.load.distributed import MAX_REPORT_LAG_S
+from harness.load.driver import LoadDriver
 from harness.observers.logwatch import LogWatcher
 from harness.runner import Run
 from harness.scenario import Scenario
@@ -41,7 +41,6 @@ from harness.soak.plan import (
     first_fault_offset,
     one_cycle_steps,
     soak_load,
-    stop_pacer_at,
 )
 from harness.soak.report import SETTINGS_EVENT, SoakSettings, write_soak_reports
 from harness.verdict import Verdict
@@ -101,38 +100,36 @@ class SoakRun(Run):
 
     # --- Run's hooks
 
-    def _fault_runner(self, ctx: FaultContext) -> FaultRunner:
+    def make_fault_runner(self, ctx: FaultContext) -> FaultRunner:
         faults = self.base_scenario.faults
         return CyclicFaultRunner(faults, self.plan, self.rng, ctx, self.journal, self.restore)
 
-    def _start_load(self, started: float) -> None:
-        super()._start_load(started)
+    def on_load_started(self, driver: LoadDriver, started: float) -> None:
         self.origin = started
-        pacer = getattr(self.driver, "pacer", None)
-        if pacer is not None:  # one cycle's steps, looked up modulo the cycle
-            pacer.schedule = CyclicSchedule(one_cycle_steps(self.base_scenario.load), self.plan.for_s)
+        if self.base_scenario.load.open_model:  # one cycle's steps, looked up modulo the cycle
+            driver.pace_by(CyclicSchedule(one_cycle_steps(self.base_scenario.load), self.plan.for_s))
         main = self.run_dir / JOURNAL_NAME
         self.prologue = [r for r in read_journal(main)
                          if r.get("type") == "event" and r.get("event") in PROLOGUE]
         self._open_cycle(0)
         self._loop = gevent.spawn(self._soak_loop)
 
-    def _stop_load(self) -> None:
+    def before_load_stops(self, driver: LoadDriver) -> None:
         self._stop_soak.set()
         if self._loop is not None:
             self._loop.join(timeout=5)
             self._loop = None
-        pacer = getattr(self.driver, "pacer", None)
-        if pacer is not None:
-            stop_pacer_at(pacer, time.monotonic() - pacer.origin)  # `unsent`: due slots only
+        driver.end_pacing_now()  # `unsent`: only the slots due by now, not the hours still planned
         self.rotating.tail_events = False  # the last cycle's `load_stopped` is its own
         if self.index >= 0:
             self._sample_harness_rss()  # the last cycle's closing sample
-        super()._stop_load()
+
+    def after_load_stopped(self) -> None:
+        # The last cycle's seconds and `load_stopped` are written: the tail before it closes.
         if self.tail is not None:
             self._end_tail()
 
-    def _write_reports(self) -> tuple[Verdict, dict[str, Any]]:
+    def write_reports(self) -> tuple[Verdict, dict[str, Any]]:
         self.finisher.close()
         return write_soak_reports(self.run_dir, self.base_scenario, self.settings)
 
@@ -231,11 +228,10 @@ class SoakRun(Run):
     # --- what would otherwise grow for the whole soak
 
     def _reset_per_cycle(self) -> None:
-        env = getattr(self.driver, "env", None)
-        if env is not None:
-            env.stats.reset_all()  # Locust's per-second dicts grow by an entry a second; unused here
+        if self.driver is not None:
+            self.driver.reset_locust_stats()
         if self.supervisor is not None:
-            self.supervisor.restarts = 0  # the policy's `max_restarts` counts per cycle
+            self.supervisor.new_restart_budget()  # the policy's `max_restarts` counts per cycle
         self._call_hooks(lambda feature: feature.per_soak_cycle)  # e.g. the trace breakdown: the cycle's own
 
     def _log_counts(self) -> dict[str, float]:

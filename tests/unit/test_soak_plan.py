@@ -13,7 +13,6 @@ from harness.soak.plan import (
     first_fault_offset,
     one_cycle_steps,
     soak_load,
-    stop_pacer_at,
 )
 
 
@@ -69,7 +68,7 @@ def test_pacer_over_a_cyclic_schedule_issues_every_cycle_and_end_at_cuts_unsent(
     assert 30 <= len(slots) <= 33  # seconds 0, 2, 4 at 10/s (the pacer's float steps may add one)
     assert all(int(s) % 2 == 0 for s in slots)
     stopped = Pacer(CyclicSchedule([RateStep(1, 100)], total=3600), origin=0.0)
-    stop_pacer_at(stopped, 2.0)
+    stopped.end_at(2.0)
     assert stopped.unsent() == 200  # due by the stop, not the hour still planned
 
 
