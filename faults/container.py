@@ -30,6 +30,7 @@ from pydantic import Field, field_validator
 
 from faults.base import Fault, FaultContext, FaultError, FaultParams
 from faults.process import signal_number
+from harness.containers.capability import RunsContainers
 from harness.containers.engine import connect
 from harness.containers.sizes import memory_size, show_size
 from harness.specbase import Duration
@@ -80,10 +81,9 @@ class UpdateParams(ContainerParams):
 
 
 def _stack_containers(ctx: FaultContext) -> list[dict[str, str]]:
-    containers = getattr(ctx.stack, "containers", None)
-    if not callable(containers):
+    if not isinstance(ctx.stack, RunsContainers):
         raise FaultError("container faults need a container stack (kind: container or container_external)")
-    return list(containers())
+    return list(ctx.stack.containers())
 
 
 def choose(ctx: FaultContext, params: ContainerParams) -> list[dict[str, str]]:

@@ -6,7 +6,8 @@ from pydantic import Field
 
 from faults.base import Fault, FaultContext, FaultError, FaultParams
 from harness.durations import parse_duration
-from harness.tracing import COLLECTOR
+from harness.stacks.base import Stack
+from harness.tracing import COLLECTOR, TakesTraceOverrides
 from harness.tracing.settings import TraceSettingsClient, normalize
 
 
@@ -16,7 +17,7 @@ class SettingParams(FaultParams):
 
 
 def _base_url(ctx: FaultContext) -> str:
-    endpoints = getattr(ctx.stack, "endpoints", None)
+    endpoints = ctx.stack.endpoints if isinstance(ctx.stack, Stack) else None
     if endpoints is None or endpoints.http is None:
         raise FaultError("the stack has no HTTP endpoint for Triton's trace protocol")
     return str(endpoints.http)
@@ -68,7 +69,7 @@ class TraceRestart(Fault):
     params_model = RestartParams
 
     def validate(self, ctx: FaultContext) -> None:
-        if not hasattr(ctx.stack, "trace_overrides"):
+        if not isinstance(ctx.stack, TakesTraceOverrides):
             raise FaultError("trace_restart needs a Triton stack with `trace` set")
 
     def plan(self, ctx: FaultContext) -> dict[str, Any]:

@@ -37,6 +37,9 @@ class StackSpecBase(Strict):
     """Settings every stack kind has. Subclasses set `kind` to a Literal and `ROLES`."""
 
     ROLES: ClassVar[tuple[Role, ...]] = ()  # what faults select, and what losing each one means
+    # Its Stack starts every process through `self.launcher` (a ManagedProcess factory), which is
+    # what lets the container stack put each process in a container.
+    CONTAINER_READY: ClassVar[bool] = False
 
     kind: str
     startup_timeout: Duration = 120.0

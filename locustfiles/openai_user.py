@@ -13,6 +13,7 @@ from typing import Any
 from geventhttpclient import HTTPClient
 from geventhttpclient.url import URL
 
+from harness.load.llmtarget import LlmTarget
 from harness.load.openai_settings import OpenAISettings
 from locustfiles.base import HarnessUser, Outcome
 from locustfiles.openai_stream import StreamAccount, error_message, request_body, unary_result
@@ -35,7 +36,7 @@ class OpenAIUser(HarnessUser):
         self.client = HTTPClient(url.host, url.port, concurrency=1, connection_timeout=timeout,
                                  network_timeout=timeout)
         self.path = PATHS[self.settings.api]
-        stack_extra = getattr(self.target, "extra_body", {}) or {}
+        stack_extra = self.target.extra_body if isinstance(self.target, LlmTarget) else {}
         self.body = json.dumps(request_body(self.settings, self.target.model, stack_extra)).encode()
 
     def on_stop(self) -> None:

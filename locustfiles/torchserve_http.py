@@ -6,6 +6,7 @@ body is counted as an error (`wrong_answer`), not as a success.
 
 import json
 
+from harness.torchserve.target import TorchServeTarget
 from locustfiles.base import Outcome
 from locustfiles.json_http import JsonPostUser
 
@@ -26,7 +27,7 @@ class TorchServeHttpUser(JsonPostUser):
 
     def body(self) -> bytes:
         self.expected = request_body(self.target.shape)
-        self.check_echo = bool(getattr(self.target, "echo", False))
+        self.check_echo = isinstance(self.target, TorchServeTarget) and self.target.echo
         return json.dumps(self.expected).encode()
 
     def check(self, payload: bytes) -> Outcome | None:

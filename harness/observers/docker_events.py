@@ -10,6 +10,7 @@ from typing import Any
 
 import gevent
 
+from harness.containers.capability import RunsContainers
 from harness.containers.engine import connect
 from harness.containers.events import event_fields, event_key, event_time
 from harness.journal import Journal
@@ -40,7 +41,7 @@ class DockerEvents(Observer):
         self.client = connect(stack.docker_host)
         self.filters = stack.event_filters()
         self.wall_origin = time.time() - ctx.journal.now()
-        started = getattr(stack, "started_wall", None)
+        started = stack.started_wall if isinstance(stack, RunsContainers) else None
         self.since = started - 1.0 if started else time.time()
         self.greenlet = gevent.spawn(self._follow)
 

@@ -70,8 +70,12 @@ class Stack(ABC):
     def target(self, request_timeout: float) -> Target:
         """What user classes send requests to; stacks with a fixed model add its tensors."""
         endpoints = self.endpoints
-        model = getattr(self, "model_name", "")
-        return Target(endpoints.http, endpoints.grpc, model, request_timeout=request_timeout)
+        return Target(endpoints.http, endpoints.grpc, self.model_name, request_timeout=request_timeout)
+
+    @property
+    def model_name(self) -> str:
+        """The model the load asks for ("" where the stack serves no fixed one)."""
+        return ""
 
     def canary(self, timeout: float) -> Health | None:
         """One real inference through the serving path; None: this stack has no canary.

@@ -13,16 +13,19 @@ import time
 from pathlib import Path
 from typing import Any
 
+from harness.containers.capability import StartsThroughLauncher
 from harness.containers.engine import connect, resolve_host, run_filter
 from harness.containers.image import ensure_image
 from harness.containers.process import ContainerLauncher, ContainerSettings
 from harness.errors import StackFailed
+from harness.features import BringsObservers
 from harness.load.target import Target
 from harness.observers.base import Observer
 from harness.observers.docker_events import DockerEvents
 from harness.procs import ManagedProcess, ProcessId
 from harness.stacks.base import Endpoints, Health, Stack, StopReport
 from harness.stacks.container_spec import ContainerSpec
+from harness.tracing import TakesTraceOverrides
 
 CLEANUP = "harness.containers.cleanup:remove_run_containers"
 
@@ -43,7 +46,7 @@ class ContainerStack(Stack):
         self.workdir = workdir
         inner_spec = spec.inner.model_copy(update={"stop_timeout": spec.stop_timeout})
         self.inner = inner_spec.build(workdir, collector_url=collector_url)
-        if not hasattr(self.inner, "launcher"):
+        if not isinstance(self.inner, StartsThroughLauncher):
             raise StackFailed(f"stack kind {spec.inner.kind!r} does not start processes through a launcher")
         self.run_id = run_id_for(workdir)
         self.docker_host, self.host_source = resolve_host(spec.docker_host)
@@ -68,7 +71,7 @@ class ContainerStack(Stack):
 
     def extra_observers(self) -> list[Observer]:
         """The engine's events for this run's containers, and whatever the inner stack watches."""
-        inner: list[Observer] = list(getattr(self.inner, "extra_observers", list)())
+        inner = self.inner.extra_observers() if isinstance(self.inner, BringsObservers) else []
         return [DockerEvents(), *inner]
 
     # --- the Stack interface, delegated to the inner stack
@@ -116,6 +119,10 @@ class ContainerStack(Stack):
     def target(self, request_timeout: float) -> Target:
         return self.inner.target(request_timeout)
 
+    @property
+    def model_name(self) -> str:
+        return self.inner.model_name
+
     def canary(self, timeout: float) -> Health | None:
         """The inner stack's canary (the container shares the host's network)."""
         return self.inner.canary(timeout)
@@ -136,11 +143,13 @@ class ContainerStack(Stack):
     # Tracing and other stack-specific parts (trace file, trace overrides) are the inner stack's.
     @property
     def trace_overrides(self) -> dict[str, Any]:
-        return dict(getattr(self.inner, "trace_overrides", {}))
+        return dict(self.inner.trace_overrides) if isinstance(self.inner, TakesTraceOverrides) else {}
 
     @trace_overrides.setter
     def trace_overrides(self, value: dict[str, Any]) -> None:
-        self.inner.trace_overrides = value  # type: ignore[attr-defined]
+        if not isinstance(self.inner, TakesTraceOverrides):
+            raise TypeError(f"stack kind {self.inner.kind!r} takes no trace settings")
+        self.inner.trace_overrides = value
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_") or name == "inner":

@@ -23,10 +23,6 @@ from harness.stacks.triton_spec import TritonSpec
 if TYPE_CHECKING:
     from harness.stacks.base import Stack
 
-# Kinds whose Stack starts its processes through `self.launcher` (a ManagedProcess factory),
-# which is what lets the container stack put each process in a container. Another kind opts in
-# by starting its processes the same way and setting `CONTAINER_READY: ClassVar[bool] = True`.
-CONTAINER_READY = {"triton"}
 # Set on the container stack, not inside: the harness applies the outer stack's values.
 _OUTER_ONLY = ("startup_timeout", "stop_timeout", "restart")
 
@@ -42,7 +38,7 @@ def _inner_classes() -> dict[str, type[StackSpecBase]]:
 
 
 def _can_run_inside(kind: str, cls: type[StackSpecBase]) -> bool:
-    return kind in CONTAINER_READY or bool(getattr(cls, "CONTAINER_READY", False))
+    return cls.CONTAINER_READY  # its processes start through a launcher (StackSpecBase)
 
 
 def docker_host_setting(value: str | None) -> str | None:

@@ -59,6 +59,8 @@ class TritonSpec(StackSpecBase):
         Role("stub", Loss.REPLICA, "a Python-backend stub process: one model instance"),
     )
 
+    CONTAINER_READY: ClassVar[bool] = True
+
     kind: Literal["triton"]
     trace: TraceSpec | None = None
     model: str = "identity"

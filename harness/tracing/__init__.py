@@ -9,5 +9,14 @@
 Each module stands alone; none of them imports the runner.
 """
 
+from typing import Any, Protocol, runtime_checkable
+
 # The key under which the tracing feature leaves its OTLP receiver in a run's `services`.
 COLLECTOR = "collector"
+
+
+@runtime_checkable
+class TakesTraceOverrides(Protocol):
+    """A stack whose next start applies other trace settings (the `trace_restart` fault)."""
+
+    trace_overrides: dict[str, Any]

@@ -101,13 +101,19 @@ def test_external_containers_need_a_name_or_label(scenario_file) -> None:
 
 
 class FakeStack:
+    """Just enough of `harness.containers.capability.RunsContainers`."""
+
     docker_host = "unix:///nowhere.sock"
+    started_wall = None
 
     def __init__(self, names: list[str]):
         self.names = names
 
     def containers(self) -> list[dict[str, str]]:
         return [{"name": n, "id": f"{i:064x}"} for i, n in enumerate(self.names, start=0xABCDEF)]
+
+    def event_filters(self) -> dict[str, Any]:
+        return {}
 
 
 def context(stack: Any) -> FaultContext:
