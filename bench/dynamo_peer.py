@@ -1,6 +1,6 @@
 """Peer check: the harness's TTFT and inter-token latency against AIPerf's, same load, same stack.
 
-One real Dynamo (frontend + mocker workers) is started through `harness.stacks.dynamo`, and both
+One real Dynamo (frontend + mocker workers) is started through `harness.dynamo.stack`, and both
 tools drive it in turn, alternating, with the same concurrency, the same streamed chat request
 (3 prompt tokens, 32 output tokens via the mocker's replay annotation) and about the same number
 of requests. The script prints both tools' percentiles and their ratio, and writes them as JSON.
@@ -24,8 +24,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from harness.stacks.dynamo import REPLAY_KEY, DynamoStack
-from harness.stacks.dynamo_spec import DynamoSpec
+from harness.dynamo.spec import DynamoSpec
+from harness.dynamo.stack import REPLAY_KEY, DynamoStack
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = "tiny-mock"

@@ -1,6 +1,6 @@
 """Load-generator benchmark: the harness's own load path against plain Locust and wrk.
 
-One real Triton identity model is started (through `harness.stacks.triton.TritonStack`) and
+One real Triton identity model is started (through `harness.triton.stack.TritonStack`) and
 every tool drives it in turn at the same concurrency. For each tool the script records the
 achieved requests/s, the CPU seconds the client used (getrusage of reaped children, so the
 client's whole process tree), the CPU the server used meanwhile, and the CPU everything else
@@ -28,9 +28,9 @@ from pathlib import Path
 
 import psutil
 
-from harness.stacks.modelzoo import ZOO
-from harness.stacks.triton import TritonStack
-from harness.stacks.triton_spec import TritonSpec
+from harness.triton.modelzoo import ZOO
+from harness.triton.spec import TritonSpec
+from harness.triton.stack import TritonStack
 
 MODEL = "identity"
 GOAL = 0.85  # the harness's HTTP throughput should reach this fraction of wrk's
@@ -161,7 +161,7 @@ def run_measured(
 
 
 def infer_body(model: str) -> bytes:
-    """The KServe v2 JSON body the harness's HTTP user sends (locustfiles/triton_http.py)."""
+    """The KServe v2 JSON body the harness's HTTP user sends (harness/triton/http_user.py)."""
     zoo = ZOO[model]
     shape = [1, *zoo.dims]
     count = 1

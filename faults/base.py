@@ -17,19 +17,19 @@ from harness.plugins import load, registered
 
 GROUP = "harness.faults"
 _BUILTIN = {
-    "process_kill": "faults.process:ProcessKill",
-    "process_freeze": "faults.process:ProcessFreeze",
-    "stack_restart": "faults.process:StackRestart",
-    "trace_setting": "faults.trace:TraceSetting",
-    "trace_restart": "faults.trace:TraceRestart",
-    "collector": "faults.trace:Collector",
-    "container_restart": "faults.container:ContainerRestart",
-    "container_kill": "faults.container:ContainerKill",
-    "container_stop": "faults.container:ContainerStop",
-    "container_pause": "faults.container:ContainerPause",
-    "container_update": "faults.container:ContainerUpdate",
-    "memory_limit": "faults.memory_limit:MemoryLimit",
-    "memory_stress": "faults.memory_stress:MemoryStress",
+    "process_kill": "harness.process_faults.faults:ProcessKill",
+    "process_freeze": "harness.process_faults.faults:ProcessFreeze",
+    "stack_restart": "harness.process_faults.faults:StackRestart",
+    "trace_setting": "harness.tracing.faults:TraceSetting",
+    "trace_restart": "harness.tracing.faults:TraceRestart",
+    "collector": "harness.tracing.faults:Collector",
+    "container_restart": "harness.containers.faults:ContainerRestart",
+    "container_kill": "harness.containers.faults:ContainerKill",
+    "container_stop": "harness.containers.faults:ContainerStop",
+    "container_pause": "harness.containers.faults:ContainerPause",
+    "container_update": "harness.containers.faults:ContainerUpdate",
+    "memory_limit": "harness.memory.limit_fault:MemoryLimit",
+    "memory_stress": "harness.memory.stress_fault:MemoryStress",
 }
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from harness.analysis import RunData
 from harness.errors import UsageError
-from harness.errorwindow import error_windows
+from harness.llm.errorwindow import error_windows
 
 SETTINGS = ("discovery", "lease_ttl", "reconcile_s", "migration_limit", "workers")
 

@@ -6,7 +6,7 @@ from pathlib import Path
 from harness.errors import HarnessError
 from harness.exitcodes import ExitCode
 from harness.features import Feature, all_metrics, discover
-from harness.stacks.modelzoo import ZOO
+from harness.triton.modelzoo import ZOO
 from harness.users import known_users
 
 

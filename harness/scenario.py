@@ -17,7 +17,7 @@ from pydantic import (
 
 from harness.errors import UsageError
 from harness.features import describe_metrics, metric_def
-from harness.load.openai_settings import OpenAISettings
+from harness.llm.openai_settings import OpenAISettings
 from harness.logpatterns import DEFAULT_LOG_PATTERNS
 from harness.memory.startup_spec import StartupSpec
 from harness.plugins import first_error

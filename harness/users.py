@@ -10,10 +10,10 @@ from harness.plugins import load, registered
 
 GROUP = "harness.users"
 _BUILTIN = {
-    "triton_http": "locustfiles.triton_http:TritonHttpUser",
-    "triton_grpc": "locustfiles.triton_grpc:TritonGrpcUser",
-    "torchserve_http": "locustfiles.torchserve_http:TorchServeHttpUser",
-    "openai": "locustfiles.openai_user:OpenAIUser",
+    "triton_http": "harness.triton.http_user:TritonHttpUser",
+    "triton_grpc": "harness.triton.grpc_user:TritonGrpcUser",
+    "torchserve_http": "harness.torchserve.http_user:TorchServeHttpUser",
+    "openai": "harness.llm.openai_user:OpenAIUser",
 }
 
 

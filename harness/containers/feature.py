@@ -1,16 +1,16 @@
 """The containers feature: what the Docker engine did to a container stack during its faults.
 
 Its metric and the report's `containers` section come from the engine's events in the journal
-(harness.containerimpact); its observer watches those events while a container stack runs.
+(harness.containers.impact); its observer watches those events while a container stack runs.
 """
 
 from typing import Any
 
 from harness.analysis import RunData, whole_run
-from harness.containerimpact import container_metric, container_summary
+from harness.containers.html import containers_section
+from harness.containers.impact import container_metric, container_summary
 from harness.features import BringsObservers, Feature, MetricDef, ObserverSetup, ReportSection, SectionContext
 from harness.observers.base import Observer
-from reports.containers_html import containers_section
 
 KINDS = ("container", "container_external")
 

@@ -1,14 +1,14 @@
 """The LLM feature: TTFT, inter-token latency, output tokens and tokens/s from the openai user's
-per-request measures (harness.llmmetrics), and each fault's error window to the millisecond
-(harness.errorwindow), as metrics and the report's `llm` and `error_windows` sections."""
+per-request measures (harness.llm.metrics), and each fault's error window to the millisecond
+(harness.llm.errorwindow), as metrics and the report's `llm` and `error_windows` sections."""
 
 from typing import Any
 
 from harness.analysis import whole_run
-from harness.errorwindow import error_windows, window_metric
 from harness.features import Feature, MetricDef, ReportSection, SectionContext
-from harness.llmmetrics import FAMILIES, THROUGHPUT, llm_totals, percentile_interval, window_measure
-from reports.llm_html import error_windows_section, llm_section
+from harness.llm.errorwindow import error_windows, window_metric
+from harness.llm.html import error_windows_section, llm_section
+from harness.llm.metrics import FAMILIES, THROUGHPUT, llm_totals, percentile_interval, window_measure
 
 # Per measure: how its family is written in lists, and what it means.
 FAMILY_MEANINGS = {

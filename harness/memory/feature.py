@@ -5,9 +5,9 @@ from typing import Any
 
 from harness.analysis import whole_run
 from harness.features import Feature, MetricDef, ReportSection, SectionContext
+from harness.memory.html import memory_section
 from harness.memory.measures import measure_memory
 from harness.memory.report_data import STORY_PHRASES, memory_findings, memory_summary
-from reports.memory_html import memory_section
 
 METRICS = {
     "start_attempts": "stack starts the harness made until it was ready (all of them if it never was)",

@@ -18,14 +18,14 @@ from typing import Any
 
 from gevent.event import Event
 
+from harness.gpu.observer import GpuObserver
 from harness.journal import Journal
 from harness.memory.cgroups import CgroupError, MemoryGroup, hierarchy
+from harness.memory.kernlog import KernelLogWatcher
+from harness.memory.observer import MemoryObserver
 from harness.memory.sizes import format_size
 from harness.memory.startup import Attempts, StartupSpec
 from harness.observers.base import Observer, ObserverContext
-from harness.observers.gpu import GpuObserver
-from harness.observers.kernlog import KernelLogWatcher
-from harness.observers.memory import MemoryObserver
 from harness.restore import RestoreLog
 from harness.sidecars import Sidecars, SidecarSpec
 from harness.stacks.base import Stack

@@ -6,12 +6,12 @@ from harness.specbase import StackSpecBase
 
 GROUP = "harness.stacks"
 _BUILTIN = {
-    "triton": "harness.stacks.triton_spec:TritonSpec",
+    "triton": "harness.triton.spec:TritonSpec",
     "external": "harness.stacks.external_spec:ExternalSpec",
-    "container": "harness.stacks.container_spec:ContainerSpec",
-    "container_external": "harness.stacks.container_external_spec:ContainerExternalSpec",
-    "torchserve": "harness.stacks.torchserve_spec:TorchServeSpec",
-    "dynamo": "harness.stacks.dynamo_spec:DynamoSpec",
+    "container": "harness.containers.spec:ContainerSpec",
+    "container_external": "harness.containers.external_spec:ContainerExternalSpec",
+    "torchserve": "harness.torchserve.spec:TorchServeSpec",
+    "dynamo": "harness.dynamo.spec:DynamoSpec",
 }
 
 

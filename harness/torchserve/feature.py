@@ -6,9 +6,9 @@ from typing import Any
 from harness.analysis import whole_run
 from harness.features import BringsObservers, Feature, MetricDef, ObserverSetup, ReportSection, SectionContext
 from harness.observers.base import Observer
+from harness.torchserve.html import torchserve_section
 from harness.torchserve.measures import measure_torchserve
 from harness.torchserve.report_data import torchserve_summary
-from reports.torchserve_html import torchserve_section
 
 KIND = "torchserve"
 METRICS = {

@@ -20,14 +20,14 @@ from harness.scenario import Scenario
 from harness.stacks.ports import free_ports
 from harness.tracing import COLLECTOR
 from harness.tracing.accounting import span_accounting, trace_breakdown
+from harness.tracing.html import tracing_section
 from harness.tracing.summary import SummaryBuilder
-from reports.tracing_html import tracing_section
 
 if TYPE_CHECKING:
-    from harness.stacks.triton_spec import TraceSpec
+    from harness.triton.spec import TraceSpec
 
 # Where this feature leaves what it started, in the run's services (COLLECTOR: the receiver,
-# which the `collector` faults of faults/trace.py find in FaultContext.services).
+# which the `collector` faults of harness/tracing/faults.py find in FaultContext.services).
 OBSERVER = "tracing.observer"
 KEEP_SPANS = 20_000
 
@@ -80,7 +80,7 @@ def _observers(setup: ObserverSetup) -> list[Observer]:
     trace = trace_of(setup.scenario)
     if trace is None:
         return []
-    from harness.observers.traces import TraceObserver
+    from harness.tracing.observer import TraceObserver
 
     stack = setup.stack
     trace_file = stack.trace_file if trace.mode == "triton" and isinstance(stack, TraceFiles) else None

@@ -243,8 +243,8 @@ faults: [{kind: container_pause, at: 2s, duration: 50s}]
 @pytest.fixture
 def foreign_triton(tmp_path: Path, docker_host: str) -> Iterator[tuple[str, str]]:
     """A Triton container the scenario did not make: the external stack attaches to it by name."""
+    from harness.containers.stack import ContainerStack
     from harness.scenario import Scenario
-    from harness.stacks.container import ContainerStack
 
     spec = Scenario.model_validate({
         "name": "foreign", "stack": {"kind": "container", "inner": {"kind": "triton", "instances": 1}},

@@ -14,9 +14,9 @@ import psutil
 import pytest
 
 from harness.exitcodes import ExitCode
+from harness.gpu.observer import load_nvml
 from harness.journal import read_journal
 from harness.memory.cgroups import CgroupError, hierarchy
-from harness.observers.gpu import load_nvml
 from tests.conftest import HARNESS, ROOT, only_run_dir, run_harness
 from tests.conftest import journal_events as events
 from tests.conftest import wait_for_run as _wait_for

@@ -15,8 +15,8 @@ from harness.journal import Journal, read_journal
 from harness.observers.base import ObserverContext
 from harness.observers.logwatch import TRITON_PATTERNS, LogWatcher
 from harness.observers.prometheus import PrometheusScraper
-from harness.stacks.triton_spec import TritonSpec
-from harness.stacks.triton import TritonStack
+from harness.triton.spec import TritonSpec
+from harness.triton.stack import TritonStack
 
 pytestmark = pytest.mark.real
 

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from harness.dynamo.spec import DynamoSpec
+from harness.dynamo.stack import REPLAY_KEY, DynamoStack
 from harness.exitcodes import ExitCode
-from harness.stacks.dynamo import REPLAY_KEY, DynamoStack
-from harness.stacks.dynamo_spec import DynamoSpec
 from tests.conftest import only_run_dir, run_harness
 
 pytestmark = pytest.mark.real

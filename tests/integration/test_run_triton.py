@@ -175,8 +175,8 @@ def _kill_tree(pid: int) -> None:
 
 
 def test_external_stack_is_loaded_but_not_started_or_stopped(tmp_path: Path) -> None:
-    from harness.stacks.triton import TritonStack
-    from harness.stacks.triton_spec import TritonSpec
+    from harness.triton.spec import TritonSpec
+    from harness.triton.stack import TritonStack
 
     stack = TritonStack(TritonSpec(kind="triton"), tmp_path / "own")
     stack.start()

@@ -15,13 +15,13 @@ from typing import Any
 
 import pytest
 
-from harness.stacks.triton import TritonStack
-from harness.stacks.triton_spec import TritonSpec
 from harness.tracing.config import parse_trace_config
 from harness.tracing.otlp_receiver import OtlpReceiver, spans_to_traces
 from harness.tracing.settings import TraceSettingsClient, TraceSettingsError
 from harness.tracing.summary import format_summary, format_timeline, summarize
 from harness.tracing.trace_files import Trace, TraceFileTailer, merge_by_id
+from harness.triton.spec import TritonSpec
+from harness.triton.stack import TritonStack
 
 pytestmark = [
     pytest.mark.real,

@@ -14,12 +14,12 @@ from typing import Any
 import pytest
 
 from faults.base import FaultContext, FaultError
-from faults.container import ContainerParams, choose
 from harness.analysis import RunData, measure
-from harness.containerimpact import container_outages
 from harness.containers.engine import EngineUnreachable, connect, resolve_host
 from harness.containers.events import event_fields
+from harness.containers.faults import ContainerParams, choose
 from harness.containers.image import image_ref, rootfs_tar
+from harness.containers.impact import container_outages
 from harness.containers.mounts import container_env, plan_mounts
 from harness.containers.process import exit_status
 from harness.containers.sizes import parse_size, show_size
@@ -54,7 +54,7 @@ def test_container_scenario_builds_without_an_engine(scenario_file, tmp_path: Pa
 
 
 def test_run_labels_differ_for_same_named_run_folders(tmp_path: Path) -> None:
-    from harness.stacks.container import run_id_for
+    from harness.containers.stack import run_id_for
 
     one, two = run_id_for(tmp_path / "a" / "run-1" / "stack"), run_id_for(tmp_path / "b" / "run-1" / "stack")
     assert one != two and one.startswith("run-1-") and two.startswith("run-1-")

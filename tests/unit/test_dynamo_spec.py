@@ -5,10 +5,10 @@ from pathlib import Path
 import pytest
 
 from harness.compare import RunRow, text_table
+from harness.dynamo.stack import generate_instances
 from harness.errors import UsageError
+from harness.llm.tinyllm import output_token_ids, vocabulary, write_model
 from harness.scenario import load_scenario
-from harness.stacks.dynamo import generate_instances
-from harness.stacks.tinyllm import output_token_ids, vocabulary, write_model
 
 BASE = """\
 name: d

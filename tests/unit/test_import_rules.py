@@ -30,20 +30,18 @@ CORE = {
 }
 # A module is a feature's when its name is one of these or lies below one.
 FEATURES = (
-    "harness.containers", "harness.torchserve", "harness.memory", "harness.tracing", "harness.llm",
-    "harness.stacks", "harness.observers.torchserve_workers", "harness.observers.docker_events",
-    "harness.observers.traces", "harness.llmmetrics", "harness.errorwindow", "harness.containerimpact",
-    "harness.load.openai_settings", "harness.load.llmtarget", "faults", "locustfiles",
-    "reports.containers_html", "reports.llm_html", "reports.memory_html", "reports.torchserve_html",
-    "reports.tracing_html",
+    "harness.triton", "harness.torchserve", "harness.dynamo", "harness.llm", "harness.containers",
+    "harness.memory", "harness.tracing", "harness.gpu", "harness.process_faults",
+    # The kinds still in the shared folders: the external URL stack, the generic user bases.
+    "harness.stacks", "faults", "locustfiles",
 )
 
 KNOWN_DEBT = {
     ("harness.runner", "harness.memory.runpart"): "start attempts, sidecars and memory groups are not yet "
                                                   "the memory feature's hooks (the restart path calls them)",
     ("harness.scenario", "harness.memory.startup_spec"): "the scenario model's `startup:` section",
-    ("harness.scenario", "harness.load.openai_settings"): "the scenario model's `load.openai` section",
-    ("harness.listing", "harness.stacks.modelzoo"): "`harness list models` prints Triton's model zoo",
+    ("harness.scenario", "harness.llm.openai_settings"): "the scenario model's `load.openai` section",
+    ("harness.listing", "harness.triton.modelzoo"): "`harness list models` prints Triton's model zoo",
 }
 
 

@@ -6,8 +6,8 @@ import pytest
 
 from harness import metrics
 from harness.analysis import RunData, measure
-from harness.errorwindow import error_windows
-from harness.llmmetrics import llm_totals
+from harness.llm.errorwindow import error_windows
+from harness.llm.metrics import llm_totals
 from harness.load.recorder import Recorder
 from tests.unit.helpers import FakeClock
 

@@ -8,14 +8,14 @@ from typing import Any
 import pytest
 
 from harness.analysis import RunData
+from harness.gpu.observer import GpuObserver
 from harness.memory import cgroups
 from harness.memory.cgroups import CgroupError, MemoryGroup, Mounts, find_mounts, hierarchy
 from harness.memory.host import HostMemory, parse_psi
+from harness.memory.kernlog import KernelLogWatcher
 from harness.memory.measures import measure_memory
 from harness.memory.report_data import memory_findings, memory_summary, stress_steps
 from harness.memory.sizes import format_size, parse_size
-from harness.observers.gpu import GpuObserver
-from harness.observers.kernlog import KernelLogWatcher
 from tests.unit.helpers import synthetic_records
 from tests.unit.observer_helpers import context, records
 

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from harness.load.openai_settings import OpenAISettings
-from locustfiles.openai_stream import StreamAccount, choice_text, error_message, request_body, unary_result
+from harness.llm.openai_settings import OpenAISettings
+from harness.llm.openai_stream import StreamAccount, choice_text, error_message, request_body, unary_result
 
 NO_TEXT = "the response carried no generated text"
 

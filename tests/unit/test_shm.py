@@ -5,7 +5,7 @@ import os
 import uuid
 from pathlib import Path
 
-from harness.stacks.shm import SHM, ShmWatch
+from harness.triton.shm import SHM, ShmWatch
 
 
 def make_region(prefix: str) -> Path:

@@ -3,8 +3,8 @@
 
 
 from harness.scenario import load_scenario
-from harness.stacks.torchserve_files import model_config, server_config
-from harness.stacks.torchserve_spec import TorchServeSpec
+from harness.torchserve.files import model_config, server_config
+from harness.torchserve.spec import TorchServeSpec
 from tests.unit.helpers import scenario_error
 
 GOOD = """\

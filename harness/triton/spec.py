@@ -7,8 +7,8 @@ from pydantic import Field, field_validator, model_validator
 
 from harness.roles import Loss, Role
 from harness.specbase import StackSpecBase, Strict
-from harness.stacks.modelzoo import ZOO
-from harness.stacks.zoo_large import ModelFile
+from harness.triton.modelzoo import ZOO
+from harness.triton.zoo_large import ModelFile
 
 if TYPE_CHECKING:
     from harness.stacks.base import Stack
@@ -93,6 +93,6 @@ class TritonSpec(StackSpecBase):
         return self
 
     def build(self, workdir: Path, collector_url: str | None = None, **stack_args: Any) -> "Stack":
-        from harness.stacks.triton import TritonStack
+        from harness.triton.stack import TritonStack
 
         return TritonStack(self, workdir, collector_url=collector_url)

@@ -7,7 +7,7 @@ the scenario (instances, artificial delay, batch size) and reach the model as co
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.stacks.zoo_large import LARGE_INIT_SOURCE
+from harness.triton.zoo_large import LARGE_INIT_SOURCE
 
 
 @dataclass(frozen=True)

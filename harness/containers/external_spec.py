@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from harness.containers.spec import docker_host_setting
 from harness.roles import Loss, Role
-from harness.stacks.container_spec import docker_host_setting
 from harness.stacks.external_spec import ExternalSpec
 
 if TYPE_CHECKING:
@@ -66,6 +66,6 @@ class ContainerExternalSpec(ExternalSpec):
         return self
 
     def build(self, workdir: Path, **stack_args: Any) -> "Stack":
-        from harness.stacks.container_external import ContainerExternalStack
+        from harness.containers.external_stack import ContainerExternalStack
 
         return ContainerExternalStack(self)

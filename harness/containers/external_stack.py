@@ -11,11 +11,11 @@ from typing import Any
 import psutil
 
 from harness.containers.engine import connect, resolve_host
+from harness.containers.events_observer import DockerEvents
+from harness.containers.external_spec import ContainerExternalSpec
 from harness.errors import StackFailed
 from harness.observers.base import Observer
-from harness.observers.docker_events import DockerEvents
 from harness.procs import ProcessId
-from harness.stacks.container_external_spec import ContainerExternalSpec
 from harness.stacks.external import ExternalStack
 
 INIT_NAMES = ("docker-init", "tini")

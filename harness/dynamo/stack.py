@@ -21,14 +21,14 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from harness.dynamo.spec import DynamoSpec
 from harness.errors import StackFailed
-from harness.load.llmtarget import LlmTarget, chat_canary
+from harness.llm.target import LlmTarget, chat_canary
+from harness.llm.tinyllm import output_token_ids, write_model
 from harness.load.target import Target
 from harness.procs import ManagedProcess, ProcessId, StopResult, tail
 from harness.stacks.base import Endpoints, Health, Stack, StopReport, probe_http
-from harness.stacks.dynamo_spec import DynamoSpec
 from harness.stacks.ports import free_ports
-from harness.stacks.tinyllm import output_token_ids, write_model
 
 REPLAY_KEY = "harness"
 POLL_S = 0.2

@@ -21,17 +21,17 @@ from harness.observers.logwatch import FileTail
 from harness.procs import ManagedProcess, ProcessId, tail
 from harness.stacks.base import Endpoints, Health, Stack, StopReport, probe_http, probe_post
 from harness.stacks.ports import free_ports
-from harness.stacks.torchserve_files import (
+from harness.torchserve.files import (
     LOG4J2,
     TorchServeInstall,
     build_archive,
     model_config,
     server_config,
 )
-from harness.stacks.torchserve_spec import TorchServeSpec
 from harness.torchserve.logparse import parse_line
 from harness.torchserve.management import ManagementError, ModelInfo, describe_model
 from harness.torchserve.retries import RetryTracker
+from harness.torchserve.spec import TorchServeSpec
 from harness.torchserve.target import TorchServeTarget
 
 WORKER_SCRIPT = "model_service_worker.py"
@@ -220,7 +220,7 @@ class TorchServeStack(Stack):
         )
 
     def extra_observers(self) -> list[Observer]:
-        from harness.observers.torchserve_workers import TorchServeWorkers
+        from harness.torchserve.workers_observer import TorchServeWorkers
 
         return [TorchServeWorkers()]
 

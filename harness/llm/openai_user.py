@@ -1,7 +1,7 @@
 """OpenAI-compatible LLM endpoints: /v1/chat/completions and /v1/completions, streamed or not.
 
 Per request it records, besides the latency every user records: time to first token, inter-token
-latency, output tokens and tokens/s (see `locustfiles.openai_stream`), and failures by HTTP status
+latency, output tokens and tokens/s (see `harness.llm.openai_stream`), and failures by HTTP status
 with the server's error message. It needs only an OpenAI-compatible URL and a model name, so it
 runs against any such server (`stack: {kind: external, url: ..., model: ...}`), not only Dynamo.
 """
@@ -13,10 +13,10 @@ from typing import Any
 from geventhttpclient import HTTPClient
 from geventhttpclient.url import URL
 
-from harness.load.llmtarget import LlmTarget
-from harness.load.openai_settings import OpenAISettings
+from harness.llm.openai_settings import OpenAISettings
+from harness.llm.openai_stream import StreamAccount, error_message, request_body, unary_result
+from harness.llm.target import LlmTarget
 from locustfiles.base import HarnessUser, Outcome
-from locustfiles.openai_stream import StreamAccount, error_message, request_body, unary_result
 
 _HEADERS = {"Content-Type": "application/json", "Connection": "keep-alive"}
 PATHS = {"chat": "/v1/chat/completions", "completions": "/v1/completions"}

@@ -29,10 +29,10 @@ import gevent
 from pydantic import Field, field_validator
 
 from faults.base import Fault, FaultContext, FaultError, FaultParams
-from faults.process import signal_number
 from harness.containers.capability import RunsContainers
 from harness.containers.engine import connect
 from harness.containers.sizes import memory_size, show_size
+from harness.process_faults.faults import signal_number
 from harness.specbase import Duration
 
 PENDING_TIMEOUT_S = 120.0  # a restart or stop the engine has not finished by then is a failure

@@ -15,16 +15,16 @@ from typing import Any
 
 from harness.containers.capability import StartsThroughLauncher
 from harness.containers.engine import connect, resolve_host, run_filter
+from harness.containers.events_observer import DockerEvents
 from harness.containers.image import ensure_image
 from harness.containers.process import ContainerLauncher, ContainerSettings
+from harness.containers.spec import ContainerSpec
 from harness.errors import StackFailed
 from harness.features import BringsObservers
 from harness.load.target import Target
 from harness.observers.base import Observer
-from harness.observers.docker_events import DockerEvents
 from harness.procs import ManagedProcess, ProcessId
 from harness.stacks.base import Endpoints, Health, Stack, StopReport
-from harness.stacks.container_spec import ContainerSpec
 from harness.tracing import TakesTraceOverrides
 
 CLEANUP = "harness.containers.cleanup:remove_run_containers"

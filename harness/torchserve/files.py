@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 
 from harness.errors import StackFailed
-from harness.stacks.torchserve_spec import TorchServeSpec
+from harness.torchserve.spec import TorchServeSpec
 
 INSTALL_HINT = "pip install 'serving-harness[torchserve]' (torchserve, torch-model-archiver, torch)"
 HANDLERS_DIR = Path(__file__).resolve().parent / "ts_handlers"

@@ -53,6 +53,6 @@ class DynamoSpec(StackSpecBase):
         return self
 
     def build(self, workdir: Path, **stack_args: Any) -> "Stack":
-        from harness.stacks.dynamo import DynamoStack
+        from harness.dynamo.stack import DynamoStack
 
         return DynamoStack(self, workdir)

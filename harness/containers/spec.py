@@ -18,7 +18,7 @@ from harness.containers.sizes import memory_size, parse_size
 from harness.plugins import first_error
 from harness.roles import Role
 from harness.specbase import StackSpecBase
-from harness.stacks.triton_spec import TritonSpec
+from harness.triton.spec import TritonSpec
 
 if TYPE_CHECKING:
     from harness.stacks.base import Stack
@@ -123,6 +123,6 @@ class ContainerSpec(StackSpecBase):
         return getattr(self.inner, "trace", None)
 
     def build(self, workdir: Path, collector_url: str | None = None, **stack_args: Any) -> "Stack":
-        from harness.stacks.container import ContainerStack
+        from harness.containers.stack import ContainerStack
 
         return ContainerStack(self, workdir, collector_url)

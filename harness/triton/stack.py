@@ -11,12 +11,12 @@ from harness.errors import StackFailed
 from harness.load.target import Target
 from harness.procs import ManagedProcess, ProcessId, tail
 from harness.stacks.base import Endpoints, Health, Stack, StopReport, probe_http, probe_post
-from harness.stacks.modelzoo import ZOO, ModelOptions
 from harness.stacks.ports import free_ports
-from harness.stacks.shm import ShmWatch
-from harness.stacks.triton_install import TritonInstall, cache_root
-from harness.stacks.triton_spec import TritonSpec
-from harness.stacks.zoo_large import model_parameters
+from harness.triton.install import TritonInstall, cache_root
+from harness.triton.modelzoo import ZOO, ModelOptions
+from harness.triton.shm import ShmWatch
+from harness.triton.spec import TritonSpec
+from harness.triton.zoo_large import model_parameters
 
 STUB_NAME = "triton_python_backend_stub"
 

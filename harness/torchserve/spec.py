@@ -40,6 +40,6 @@ class TorchServeSpec(StackSpecBase):
     startup_timeout: Duration = 60.0
 
     def build(self, workdir: Path, **stack_args: Any) -> "Stack":
-        from harness.stacks.torchserve import TorchServeStack
+        from harness.torchserve.stack import TorchServeStack
 
         return TorchServeStack(self, workdir)

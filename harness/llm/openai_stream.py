@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.load.openai_settings import OpenAISettings
+from harness.llm.openai_settings import OpenAISettings
 
 
 @dataclass

@@ -1,0 +1,1 @@
+"""NVIDIA Dynamo: its stack kind (frontend, mocker workers, etcd)."""

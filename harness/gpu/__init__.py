@@ -1,0 +1,1 @@
+"""GPUs: NVML observations."""

@@ -1,0 +1,1 @@
+"""Faults on a stack's processes, chosen by role: kill, freeze, restart."""

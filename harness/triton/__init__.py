@@ -1,0 +1,1 @@
+"""Triton Inference Server: its stack kind, model zoo, install, user classes."""
