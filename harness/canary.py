@@ -57,7 +57,9 @@ class CanaryLoop:
         if self._failing_in_a_row == 1:
             self.journal.event("canary_failed", status=result.status, detail=result.detail,
                                latency_s=round(result.latency_s, 3))
-        if self._failing_in_a_row == self.spec.failures:
+        # From the `failures`-th on: a streak that began while the stack was down (the supervisor
+        # ignores it then) still says "not serving" once health answers ready.
+        if self._failing_in_a_row >= self.spec.failures:
             self.listener.canary_failing(result)
 
     def _on_success(self, result: Health) -> None:

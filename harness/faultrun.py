@@ -69,6 +69,9 @@ class FaultRunner:
         except FaultError as exc:
             self.journal.event("fault_failed", id=planned.id, kind=planned.spec.kind, error=str(exc))
             return
+        except Exception as exc:  # noqa: BLE001 - a plugin's bug is a finding, not a silent greenlet death
+            self.journal.event("fault_failed", id=planned.id, kind=planned.spec.kind, error=repr(exc))
+            return
         self.restore_log.fault_planned(planned.id, planned.spec.kind, plan)
         active = Active(fault, plan, self.journal.now(), planned)
         self.active[planned.id] = active

@@ -35,6 +35,9 @@ HEALTH_TIMEOUT_S = 0.3
 FAILED_PROBES_FOR_UNHEALTHY = 2  # a hang is seen within about 2 x (every + timeout)
 DEGRADED_ERROR_RATE = 0.01
 NEW_PROCESSES_EVERY_TICKS = 4  # respawned replicas, restarts: every 200 ms
+# A replica that dies this shortly before its entry process went down with it (a process tree
+# killed at once): its loss is decided this long after it was noticed.
+CONSEQUENCE_GRACE_S = 0.15
 
 
 class Supervisor:
@@ -121,6 +124,7 @@ class Supervisor:
         """The kernel tells of the exit at once (a pidfd); the poll below is the fallback."""
         fd = open_exit_fd(ident)
         if fd is not None:
+            self._greenlets = [g for g in self._greenlets if not g.dead]  # a long soak sees many
             self._greenlets.append(gevent.spawn(self._exit_waiter, fd, role, ident))
 
     def _exit_waiter(self, fd: int, role: str, ident: ProcessId) -> None:
@@ -132,7 +136,18 @@ class Supervisor:
         if known is None or known[1] != ident:
             return  # the other watch saw it first
         del self._known[pid]
-        self._on_exit(role, ident)
+        if loss_of(self.roles, role) is Loss.ENTRY:
+            self._on_exit(role, ident, self.journal.now(), self.planned_down)
+        else:  # decided a moment later: did the entry go down too?
+            self._greenlets.append(gevent.spawn(self._on_partial_exit, role, ident))
+
+    def _on_partial_exit(self, role: str, ident: ProcessId) -> None:
+        noticed, planned = self.journal.now(), self.planned_down
+        gevent.sleep(CONSEQUENCE_GRACE_S)
+        for entry_pid, (known_role, known) in list(self._known.items()):
+            if loss_of(self.roles, known_role) is Loss.ENTRY and known.alive() is None:
+                self._gone(entry_pid, known_role, known)  # the entry died too: handle it first
+        self._on_exit(role, ident, noticed, planned)
 
     def _watch_processes(self) -> None:
         ticks = 0
@@ -147,11 +162,9 @@ class Supervisor:
             if ticks % NEW_PROCESSES_EVERY_TICKS == 0:
                 self._remember_processes(announce=True)
 
-    def _on_exit(self, role: str, ident: ProcessId) -> None:
-        noticed = self.journal.now()
-        planned = self.planned_down
+    def _on_exit(self, role: str, ident: ProcessId, noticed: float, planned: bool) -> None:
         loss = loss_of(self.roles, role)
-        consequence = loss is not Loss.ENTRY and self.state == "exited"
+        consequence = not planned and loss is not Loss.ENTRY and self.state == "exited"
         if loss is Loss.ENTRY and not planned:
             # Before the (short) wait for the exit code: replicas that die meanwhile are its consequence.
             self._fail("exited")
