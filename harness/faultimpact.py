@@ -183,6 +183,18 @@ def recovery_metric(data: RunData, metric: str) -> tuple[float | None, int]:
     raise KeyError(metric)
 
 
+def per_role_replica_metric(data: RunData, metric: str) -> tuple[float | None, int]:
+    """`replicas_lost.ROLE` and `replica_recovery_s.ROLE`: the same, for one replica role."""
+    name, _, role = metric.partition(".")
+    exits = [e for e in data.events if e["event"] == "process_exited" and is_failure(e)
+             and e.get("role") == role]
+    if name == "replicas_lost":
+        return float(sum(1 for e in exits if e.get("loss") == "replica")), len(exits)
+    if name == "replica_recovery_s":
+        return _replica_recovery(data, exits)
+    raise KeyError(metric)
+
+
 def _replica_recovery(data: RunData, exits: list[dict[str, Any]]) -> tuple[float | None, int]:
     """Longest time from a replica's loss until its role was back at full strength (None: a role
     never got back before the run ended)."""

@@ -8,7 +8,7 @@ declare theirs in their own `feature.py`; lookups go through `harness.features`.
 import re
 
 from harness.analysis import PERCENTILE, Measured, RunData, latency_metric, log_metric, series_metric
-from harness.faultimpact import recovery_metric
+from harness.faultimpact import per_role_replica_metric, recovery_metric
 from harness.features import MetricDef, metric_def
 from harness.scenario import Window
 from harness.sloci import percentile_interval, rate_interval
@@ -49,6 +49,11 @@ RECOVERY_METRICS = {
 }
 
 LOG_METRIC = re.compile(r"^log\.[A-Za-z0-9_]+$")
+PER_ROLE_METRIC = re.compile(r"^(replicas_lost|replica_recovery_s)\.[A-Za-z0-9_]+$")
+
+
+def _per_role(data: RunData, metric: str, window: Window | str) -> Measured:
+    return Measured(*per_role_replica_metric(data, metric))
 
 
 def _recovery(data: RunData, metric: str, window: Window | str) -> Measured:
@@ -65,6 +70,8 @@ CORE_METRICS: list[MetricDef] = [
     *(MetricDef(meaning, _recovery, name=name) for name, meaning in RECOVERY_METRICS.items()),
     MetricDef("matches of a log pattern (observe.log_patterns and the built-in ones)", log_metric,
               pattern=LOG_METRIC, display="log.NAME"),
+    MetricDef("replicas_lost and replica_recovery_s of one replica role (e.g. replicas_lost.worker)",
+              _per_role, pattern=PER_ROLE_METRIC, display="replicas_lost.ROLE, replica_recovery_s.ROLE"),
 ]
 
 
