@@ -62,7 +62,8 @@ def test_losses_are_judged_by_the_declared_role_not_its_name() -> None:
          "exit_code": -9, "signal": "SIGKILL", "ended": "killed by SIGKILL"},
         {"event": "process_exited", "t": 7.2, "role": "shard", "pid": 6, "loss": "replica", "planned": False,
          "consequence": True},
-        {"event": "process_exited", "t": 7.3, "role": "store", "pid": 7, "loss": "dependency", "planned": False},
+        {"event": "process_exited", "t": 7.3, "role": "store", "pid": 7, "loss": "dependency",
+         "planned": False},
         {"event": "recovered", "t": 9.0},
     )
     data = RunData.from_records(sorted(records, key=lambda r: r["t"]))
