@@ -14,7 +14,6 @@ How the fake feature is plugged in, as a user's package would be, with the least
   only ever reads `scenario.stack` through `StackSpecBase` (`build`, `restart`, `ROLES`).
 """
 
-import logging
 import signal
 import time
 from collections.abc import Callable, Iterator
@@ -38,6 +37,7 @@ from harness.verdict import Verdict
 from tests.unit.fakes import faults as fake_faults
 from tests.unit.fakes import user as fake_user
 from tests.unit.fakes.journal import events, names
+from tests.unit.fakes.logs import root_logging_kept
 from tests.unit.fakes.stack import ENTRY, FakeSpec, FakeStack
 
 
@@ -54,17 +54,8 @@ def fake_feature(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture(autouse=True)
 def keep_logging() -> Iterator[None]:
     """Run sends the root logger to its run folder's harness.log: put pytest's handlers back."""
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    for handler in list(root.handlers):
-        if handler not in handlers:
-            root.removeHandler(handler)
-            handler.close()
-    for handler in handlers:
-        if handler not in root.handlers:
-            root.addHandler(handler)
-    root.setLevel(level)
+    with root_logging_kept():
+        yield
 
 
 class Outcome:

@@ -9,7 +9,6 @@ process (`python -m harness.soak.cycle`) that reads the scenario file again, whe
 kind is not registered; so the test's finisher does the same work (`finish_cycle`) in process.
 """
 
-import logging
 import signal
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,6 +28,7 @@ from harness.soak.index import cycle_dir, read_records
 from harness.soak.run import CycleFinisher, SoakRun
 from tests.unit.fakes import user as fake_user
 from tests.unit.fakes.journal import events
+from tests.unit.fakes.logs import root_logging_kept
 from tests.unit.fakes.stack import ENTRY, FakeSpec, FakeStack
 from tests.unit.helpers import synthetic_records
 
@@ -64,23 +64,14 @@ def soak(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[SoakRun]:
     monkeypatch.setattr(harness.soak.run, "CycleFinisher", InProcessFinisher)
     path = tmp_path / "soak.yaml"
     path.write_text(SCENARIO, encoding="utf-8")
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    run = SoakRun(scenario, path, tmp_path / "runs", for_s=6.0, progress=False, seed=3)
-    yield run
-    stack = run.stack
-    if isinstance(stack, FakeStack):
-        stack.stop(graceful=False)
-        for ident in stack.leftovers(within=1.0):
-            ident.send(signal.SIGKILL)
-    for handler in list(root.handlers):  # the run sent the root logger to its harness.log
-        if handler not in handlers:
-            root.removeHandler(handler)
-            handler.close()
-    for handler in handlers:
-        if handler not in root.handlers:
-            root.addHandler(handler)
-    root.setLevel(level)
+    with root_logging_kept():  # the run sends the root logger to its harness.log
+        run = SoakRun(scenario, path, tmp_path / "runs", for_s=6.0, progress=False, seed=3)
+        yield run
+        stack = run.stack
+        if isinstance(stack, FakeStack):
+            stack.stop(graceful=False)
+            for ident in stack.leftovers(within=1.0):
+                ident.send(signal.SIGKILL)
 
 
 def test_every_cycle_has_its_own_journal_fault_crash_restart_and_record(soak: SoakRun) -> None:
