@@ -30,7 +30,7 @@ def test_three_cycles_with_a_fault_each_and_the_trend_report(tmp_path: Path) -> 
     assert [r["cycle"] for r in records] == [1, 2, 3]
     for record in records:  # each cycle: its own freeze, its error window to the ms, its recovery
         (fault,) = record["faults"]
-        assert fault["id"] == f"c{record['cycle']}.f0.0" and fault["detected_by"] == "hang_detected"
+        assert fault["id"] == f"c{record['cycle']}.f0.0" and fault["detected_by"] == "hang_detected (server)"
         assert fault["failed_requests"] > 0 and fault["window_s"] is not None
         assert 1.0 < fault["recover_s"] < 4
         assert record["verdict"] == "pass" and record["target_rss_mb"] > 10 and record["harness_rss_mb"] > 10
