@@ -11,7 +11,7 @@ import pytest
 
 from harness.exitcodes import ExitCode
 from harness.restore import read_restore
-from tests.conftest import HARNESS, ROOT, only_run_dir, run_harness
+from tests.conftest import HARNESS, only_run_dir, run_harness
 from tests.conftest import journal_events as events
 from tests.conftest import wait_for_event as _wait_for_event
 
@@ -26,51 +26,8 @@ def run_scenario(tmp_path: Path, scenario: Path) -> tuple[subprocess.CompletedPr
 
 
 
-def test_server_sigkill_with_restart_policy_recovers(tmp_path: Path) -> None:
-    result, run_dir, summary = run_scenario(tmp_path, ROOT / "scenarios/faults/triton-server-kill.yaml")
-    assert result.returncode == ExitCode.PASS, result.stdout + result.stderr
-    (fault,) = summary["faults"]
-    assert fault["detected_by"] == "process_exited (server)"
-    assert fault["detect_s"] < 0.2  # exit noticed within the 50 ms poll (plus scheduling)
-    assert 1.0 < fault["recover_s"] < 15  # 1 s back-off + a real restart
-    assert fault["failed_requests"] > 0
-    (exited,) = [e for e in events(run_dir, "process_exited") if e["role"] == "server" and not e["planned"]]
-    assert exited["signal"] == "SIGKILL"
-    assert [e["attempt"] for e in events(run_dir, "restarted")] == [1]
-    ready = events(run_dir, "stack_ready")
-    assert len(ready) == 2 and ready[0]["stack"]["endpoints"] == ready[1]["stack"]["endpoints"]
-    assert any(s["metric"] == "error_rate" and s["passed"] for s in summary["slos"])
-
-
-def test_server_freeze_is_a_hang_then_a_recovery(tmp_path: Path) -> None:
-    result, run_dir, summary = run_scenario(tmp_path, ROOT / "scenarios/faults/triton-server-freeze.yaml")
-    assert result.returncode == ExitCode.PASS, result.stdout + result.stderr
-    (hang,) = events(run_dir, "hang_detected")
-    assert hang["process_status"] == "stopped"  # the PID stayed alive all along
-    assert not [e for e in events(run_dir, "process_exited") if e["role"] == "server" and not e["planned"]]
-    (fault,) = summary["faults"]
-    assert fault["detected_by"] == "hang_detected (server)" and fault["detect_s"] < 1.5
-    assert 3.5 < fault["recover_s"] < 6  # thawed after the 4 s hold
-    assert fault["errors_by_kind"].get("timeout", 0) > 0  # the users' 2 s timeouts
-    assert (run_dir / "restore.jsonl").exists()
-    ops = [r["op"] for r in read_restore(run_dir)]
-    assert ops.index("fault") < ops.index("restored")
-
-
-def test_killing_one_python_stub(tmp_path: Path) -> None:
-    scenario = tmp_path / "stub.yaml"
-    scenario.write_text(
-        "name: stub\nstack: {kind: triton, instances: 2, stop_timeout: 5s}\n"
-        "load: {user: triton_http, users: 8, duration: 10s, request_timeout: 2s}\n"
-        "faults: [{kind: process_kill, at: 3s, role: stub, signal: SIGKILL}]\n", encoding="utf-8")
-    result, run_dir, summary = run_scenario(tmp_path, scenario)
-    assert result.returncode == ExitCode.PASS, result.stdout + result.stderr
-    (fault,) = summary["faults"]
-    assert fault["detected_by"] == "process_exited (stub)"
-    # What Triton 2.51 does (seen here): the server keeps answering health, the dead instance's
-    # requests fail with HTTP 500, and at shutdown the server ignores SIGTERM.
-    assert summary["totals"]["errors_by_kind"].get("http_500", 0) >= 1
-    assert not [e for e in events(run_dir, "process_exited") if e["role"] == "server" and not e["planned"]]
+# SIGKILL of the server with a restart, SIGSTOP of the server and SIGKILL of one stub are one run
+# of scenarios/roles/triton-roles.yaml in tests/integration/test_roles.py.
 
 
 def test_sigkilled_harness_mid_freeze_then_cleanup(tmp_path: Path) -> None:

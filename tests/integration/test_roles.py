@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from harness.exitcodes import ExitCode
+from harness.restore import read_restore
 from tests.conftest import ROOT, only_run_dir, run_harness
 from tests.conftest import journal_events as events
 from tests.integration.test_containers import docker_host  # noqa: F401 - the fixture
@@ -66,7 +67,17 @@ def check_roles_run(tmp_path: Path, scenario: str, entry: str, replica: str) -> 
 
 
 def test_triton_roles(tmp_path: Path) -> None:
-    check_roles_run(tmp_path, "triton-roles.yaml", entry="server", replica="stub")
+    run_dir, summary = check_roles_run(tmp_path, "triton-roles.yaml", entry="server", replica="stub")
+    stub, freeze, kill = summary["faults"]
+    # What Triton 2.51 does (seen here): the server keeps answering health, the dead instance's
+    # requests fail with HTTP 500; it does not start a new stub until the stack restarts.
+    assert stub["errors_by_kind"].get("http_500", 0) >= 1
+    assert freeze["errors_by_kind"].get("timeout", 0) > 0  # the users' 2 s timeouts
+    assert kill["failed_requests"] > 0
+    ready = events(run_dir, "stack_ready")  # the restart keeps its ports: clients keep their URLs
+    assert len(ready) == 2 and ready[0]["stack"]["endpoints"] == ready[1]["stack"]["endpoints"]
+    ops = [r["op"] for r in read_restore(run_dir)]
+    assert ops.index("fault") < ops.index("restored")  # the plan is on disk before the injection
 
 
 def test_torchserve_roles(tmp_path: Path) -> None:
