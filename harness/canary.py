@@ -18,6 +18,7 @@ from harness.stacks.base import Health, Stack
 
 class CanaryListener(Protocol):
     planned_down: bool
+    state: str  # the supervisor's: "up", "degraded", "hang", "exited", "not_serving"
 
     def canary_failing(self, result: Health) -> None: ...
 
@@ -39,18 +40,20 @@ class CanaryLoop:
         while True:
             started = time.monotonic()
             if not self.listener.planned_down:
+                # A canary sent into a hang comes back slow when it ends: that is the hang's, not slowness.
+                sent_while_up = self.listener.state in ("up", "degraded")
                 result = self.stack.canary(self.spec.timeout)
                 if result is None:
                     self.available = False
                     self.journal.event("canary_unavailable", reason="this stack kind has no canary")
                     return
-                self.on_result(result)
+                self.on_result(result, sent_while_up)
             gevent.sleep(max(0.0, self.spec.every - (time.monotonic() - started)))
 
-    def on_result(self, result: Health) -> None:
+    def on_result(self, result: Health, sent_while_up: bool = True) -> None:
         self.sent += 1
         if result.ok:
-            self._on_success(result)
+            self._on_success(result, sent_while_up)
             return
         self.failed += 1
         self._failing_in_a_row += 1
@@ -62,13 +65,13 @@ class CanaryLoop:
         if self._failing_in_a_row >= self.spec.failures:
             self.listener.canary_failing(result)
 
-    def _on_success(self, result: Health) -> None:
+    def _on_success(self, result: Health, sent_while_up: bool) -> None:
         self.ok += 1
         if self._failing_in_a_row:
             self.journal.event("canary_ok", after_failures=self._failing_in_a_row,
                                latency_s=round(result.latency_s, 3))
             self._failing_in_a_row = 0
-        slow = result.latency_s > self.spec.slow
+        slow = result.latency_s > self.spec.slow and sent_while_up
         if slow:
             self.slow += 1
             if not self._slow_now:
