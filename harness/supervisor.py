@@ -72,7 +72,7 @@ class Supervisor:
         self._restarting: gevent.Greenlet | None = None
 
     def start(self) -> None:
-        self._remember_processes(announce=False)
+        self.replicas.rebase(self._remember_processes(announce=False))
         self._greenlets += [gevent.spawn(self._watch_processes), gevent.spawn(self._probe_health)]
         if self.canary is not None:
             self._greenlets.append(gevent.spawn(self.canary.run))
@@ -95,17 +95,16 @@ class Supervisor:
         self.planned_down = True
 
     def expect_up(self) -> None:
-        self._remember_processes(announce=True)
-        self.replicas.rebase(self._live_by_role())
+        live = self._remember_processes(announce=True)
+        self.replicas.seen(live)  # a role the restart brought back to full strength is restored
+        self.replicas.rebase(live)
         self.planned_down = False
 
     # --- processes
 
-    def _live_by_role(self) -> dict[str, list[ProcessId]]:
-        return self.stack.roles()
-
-    def _remember_processes(self, announce: bool) -> None:
-        live = self._live_by_role()
+    def _remember_processes(self, announce: bool) -> dict[str, list[ProcessId]]:
+        """Start watching the processes not seen before; returns the live ones by role."""
+        live = self.stack.roles()
         for role, idents in live.items():
             for ident in idents:
                 if ident.pid not in self._known:
@@ -115,10 +114,7 @@ class Supervisor:
                     if announce:
                         self.journal.event("process_started", role=role, pid=ident.pid,
                                            loss=str(loss_of(self.roles, role)))
-        if announce:
-            self.replicas.seen(live)
-        else:
-            self.replicas.rebase(live)
+        return live
 
     def _watch_exit(self, role: str, ident: ProcessId) -> None:
         """The kernel tells of the exit at once (a pidfd); the poll below is the fallback."""
@@ -155,12 +151,10 @@ class Supervisor:
             gevent.sleep(PROCESS_POLL_S)
             ticks += 1
             gone = [(pid, role, ident) for pid, (role, ident) in self._known.items() if ident.alive() is None]
-            # The entry first: replicas that die because it did are its consequence, not losses.
-            gone.sort(key=lambda item: loss_of(self.roles, item[1]) is not Loss.ENTRY)
             for pid, role, ident in gone:
                 self._gone(pid, role, ident)
             if ticks % NEW_PROCESSES_EVERY_TICKS == 0:
-                self._remember_processes(announce=True)
+                self.replicas.seen(self._remember_processes(announce=True))
 
     def _on_exit(self, role: str, ident: ProcessId, noticed: float, planned: bool) -> None:
         loss = loss_of(self.roles, role)
@@ -201,7 +195,7 @@ class Supervisor:
             gevent.sleep(max(0.0, HEALTH_EVERY_S - (time.monotonic() - started)))
 
     def _entry_processes(self) -> list[tuple[str, ProcessId]]:
-        live = self._live_by_role()
+        live = self.stack.roles()
         return [(role, ident) for role in self.entry_roles for ident in live.get(role, [])]
 
     def _on_unhealthy(self, detail: str) -> None:

@@ -27,6 +27,7 @@ from harness.llm.target import LlmTarget, chat_canary
 from harness.llm.tinyllm import output_token_ids, write_model
 from harness.load.target import Target
 from harness.procs import ManagedProcess, ProcessId, StopResult, tail
+from harness.roles import Loss, loss_of, role_table
 from harness.stacks.base import Endpoints, Health, Stack, StopReport, probe_http
 from harness.stacks.ports import free_ports
 
@@ -254,15 +255,14 @@ class DynamoStack(Stack):
         return {name: process.log_path for name, process in self._named_processes()}
 
     def stop(self, graceful: bool = True) -> StopReport:
-        """Workers and frontend first (a SIGTERMed worker revokes its lease in etcd), etcd last."""
+        """The declared dependencies last: a SIGTERMed worker revokes its lease in etcd."""
         report = StopReport()
         timeout = self.spec.stop_timeout if graceful else 0.0
-        for name, process in self._named_processes():
-            if name == "etcd":
-                continue
+        declared = role_table(DynamoSpec.ROLES)
+        named = sorted(self._named_processes(),  # stable: frontend, then workers, as they started
+                       key=lambda item: loss_of(declared, item[0].partition(".")[0]) is Loss.DEPENDENCY)
+        for name, process in named:
             _record_stop(report, name, process, process.stop(timeout))
-        if self.etcd is not None:
-            _record_stop(report, "etcd", self.etcd, self.etcd.stop(timeout))
         for folder in (self._etcd_dir(), self._file_kv_dir()):
             shutil.rmtree(folder, ignore_errors=True)  # a restart must not see old registrations
         self.etcd, self.frontend, self.workers = None, None, []

@@ -20,5 +20,4 @@ def chat_canary(target: LlmTarget, timeout: float) -> Health:
     OpenAI-compatible stack (frontend, router, engine). Ok only on a 200 that carries a choice."""
     body = {"model": target.model, "messages": [{"role": "user", "content": "canary"}], "max_tokens": 1,
             "stream": False, **target.extra_body}
-    health = probe_post(f"{target.http_url}/v1/chat/completions", json.dumps(body).encode(), timeout)
-    return health
+    return probe_post(f"{target.http_url}/v1/chat/completions", json.dumps(body).encode(), timeout)
