@@ -124,6 +124,10 @@ class Slo(Strict):
     name: str | None = None
     pass_in: PassIn | None = None  # with `repeat: M`: must hold in N of the M runs (else in all)
     confidence: float = Field(0.95, ge=0.5, lt=1.0)  # of the interval reported beside the value
+    # Stop the run as soon as this SLO has failed on the data so far (k6's abortOnFail), but not
+    # before `abort_grace` seconds of load: a release gate need not wait out a spent error budget.
+    abort: bool = False
+    abort_grace: Duration = 0.0
 
     @model_validator(mode="before")
     @classmethod
