@@ -1,9 +1,12 @@
 """Durations as people write them in scenario files: `90s`, `5m`, `1h30m`, `250ms`."""
 
+import math
 import re
 
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
-_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
+from harness.limits import MAX_DURATION_S
+
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
 
 
 def parse_duration(value: object) -> float:
@@ -14,9 +17,7 @@ def parse_duration(value: object) -> float:
     if isinstance(value, bool):
         raise ValueError(f"not a duration: {value!r}")
     if isinstance(value, int | float):
-        if value < 0:
-            raise ValueError(f"duration must not be negative: {value!r}")
-        return float(value)
+        return _bounded(float(value), value)
     if not isinstance(value, str):
         raise ValueError(f"not a duration: {value!r}")
     text = value.strip().lower()
@@ -29,9 +30,19 @@ def parse_duration(value: object) -> float:
         pos = match.end()
     if pos == 0 or pos != len(text):
         raise ValueError(
-            f"bad duration {value!r}: use a number of seconds or units ms/s/m/h, e.g. 90s, 1m30s"
+            f"bad duration {value!r}: use a number of seconds or units ms/s/m/h/d, e.g. 90s, 1m30s"
         )
-    return total
+    return _bounded(total, value)
+
+
+def _bounded(seconds: float, given: object) -> float:
+    if not math.isfinite(seconds):
+        raise ValueError(f"duration {given!r} is not a finite number")
+    if seconds < 0:
+        raise ValueError(f"duration must not be negative: {given!r}")
+    if seconds > MAX_DURATION_S:
+        raise ValueError(f"duration {given!r} is over the limit of {format_duration(MAX_DURATION_S)}")
+    return seconds
 
 
 def format_duration(seconds: float) -> str:
@@ -42,6 +53,8 @@ def format_duration(seconds: float) -> str:
         return f"{seconds:.3g}s"
     minutes, secs = divmod(int(round(seconds)), 60)
     hours, minutes = divmod(minutes, 60)
+    if hours >= 48 and not minutes:
+        return f"{hours // 24}d" if hours % 24 == 0 else f"{hours}h"
     if hours:
         return f"{hours}h{minutes:02d}m"
     return f"{minutes}m{secs:02d}s"

@@ -30,7 +30,9 @@ def load(target: str, base: type | None = None) -> Any:
 
 def first_error(exc: ValidationError) -> str:
     """A nested model's first error as `at path: message`, for `scenario._refine` to place."""
-    first = exc.errors(include_url=False)[0]
+    errors = exc.errors(include_url=False)
+    # An unknown key first: `rol: server` is also a missing `role`, and the typo is the news.
+    first = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
     where = ".".join(str(p) for p in first["loc"])
     message = "unknown key" if first["type"] == "extra_forbidden" else str(first["msg"])
     message = message.removeprefix("Value error, ")

@@ -16,7 +16,12 @@ from pydantic import (
 )
 
 from harness.errors import UsageError
-from harness.features import describe_metrics, metric_def
+from harness.features import all_metrics, metric_def
+from harness.limits import (
+    MAX_FAULTS, MAX_FIRINGS, MAX_LOAD_S, MAX_LOG_PATTERNS, MAX_NAME_CHARS, MAX_PATTERN_CHARS,
+    MAX_RATE, MAX_REQUEST_TIMEOUT_S, MAX_SEED, MAX_SLOS, MAX_SPAWN_RATE, MAX_STAGES, MAX_TEXT_CHARS,
+    MAX_TIMEOUT_S, MAX_USERS,
+)
 from harness.llm.openai_settings import OpenAISettings
 from harness.logpatterns import DEFAULT_LOG_PATTERNS
 from harness.memory.startup_spec import StartupSpec
@@ -25,6 +30,8 @@ from harness.repeatspec import MAX_REPEAT, PassIn, check_pass_in
 from harness.sidecar_spec import SidecarSpec, check_sidecars
 from harness.specbase import Duration, RestartPolicy, StackSpecBase, Strict
 from harness.stacks.registry import stack_spec_classes
+from harness.suggest import did_you_mean, keys_at
+from harness.thresholds import metric_unit, resolve
 from harness.users import known_users
 from harness.yamlsrc import YamlSource, load_yaml
 
@@ -43,9 +50,9 @@ __all__ = [
 class Stage(Strict):
     """One step of a load shape: hold (or ramp to) `users` or an arrival `rate`."""
 
-    duration: Duration = Field(gt=0)
-    users: int | None = Field(None, ge=0)
-    rate: float | None = Field(None, ge=0)
+    duration: Duration = Field(gt=0, le=MAX_LOAD_S)
+    users: int | None = Field(None, ge=0, le=MAX_USERS)
+    rate: float | None = Field(None, ge=0, le=MAX_RATE)
     ramp: bool = False
 
     @model_validator(mode="after")
@@ -59,14 +66,14 @@ class LoadSpec(Strict):
     """Closed model (`users` loop without pause) or open model (`rate` arrivals per second)."""
 
     user: str
-    users: int = Field(8, ge=1, le=10_000)
-    spawn_rate: float | None = Field(None, gt=0)
-    duration: Duration | None = Field(None, gt=0)
-    rate: float | None = Field(None, gt=0)
-    stages: list[Stage] | None = None
-    late_after: Duration = 0.010
-    request_timeout: Duration = Field(10.0, gt=0)
-    think_time: Duration = 0.0
+    users: int = Field(8, ge=1, le=MAX_USERS)
+    spawn_rate: float | None = Field(None, gt=0, le=MAX_SPAWN_RATE)
+    duration: Duration | None = Field(None, gt=0, le=MAX_LOAD_S)
+    rate: float | None = Field(None, gt=0, le=MAX_RATE)
+    stages: list[Stage] | None = Field(None, min_length=1, max_length=MAX_STAGES)
+    late_after: Duration = Field(0.010, gt=0, le=60)
+    request_timeout: Duration = Field(10.0, gt=0, le=MAX_REQUEST_TIMEOUT_S)
+    think_time: Duration = Field(0.0, le=MAX_TIMEOUT_S)
     openai: OpenAISettings | None = None  # the `openai` user's request (api, stream, max_tokens, ...)
 
     @field_validator("user")
@@ -74,7 +81,9 @@ class LoadSpec(Strict):
     def _user_known(cls, value: str) -> str:
         users = known_users()
         if value not in users:
-            raise ValueError(f"unknown user class {value!r} (known: {', '.join(sorted(users))})")
+            raise ValueError(
+                f"unknown user class {value!r}{did_you_mean(value, users)} (known: {', '.join(sorted(users))})"
+            )
         return value
 
     @model_validator(mode="after")
@@ -87,6 +96,9 @@ class LoadSpec(Strict):
                 raise ValueError("stages mix `users` and `rate`; use one model for the whole run")
             if self.rate is not None:
                 raise ValueError("with `stages`, give the rate in each stage, not in `load.rate`")
+            if self.total_duration > MAX_LOAD_S:
+                raise ValueError(f"the stages last {self.total_duration:g}s, over the limit of {MAX_LOAD_S}s "
+                                 "for one run (a longer run is a soak: `harness soak --for`)")
         return self
 
     @property
@@ -104,14 +116,20 @@ class LoadSpec(Strict):
 class Window(Strict):
     """A span of the run's clock, in seconds from the start of the load."""
 
-    start: Duration = Field(0.0, alias="from")
-    end: Duration | None = Field(None, alias="to")
+    start: Duration = Field(0.0, alias="from", le=MAX_LOAD_S)
+    end: Duration | None = Field(None, alias="to", gt=0, le=MAX_LOAD_S)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "Window":
+        if self.end is not None and self.end <= self.start:
+            raise ValueError(f"the window ends ({self.end:g}s) before it starts ({self.start:g}s)")
+        return self
 
 
 WindowSpec = Literal["all", "faults", "outside_faults"] | Window
 
 _OPS = {"<": "max", "<=": "max", ">": "min", ">=": "min"}
-_SLO_TEXT = re.compile(r"^\s*([A-Za-z0-9_.]+)\s*(<=|>=|<|>)\s*([-+0-9.eE]+)\s*$")
+_SLO_TEXT = re.compile(r"^\s*([A-Za-z0-9_.]+)\s*(<=|>=|<|>)\s*(\S.*?)\s*$")
 
 
 class Slo(Strict):
@@ -119,9 +137,9 @@ class Slo(Strict):
 
     metric: str
     op: Literal["<", "<=", ">", ">="] = "<="
-    threshold: float
+    threshold: float  # in the metric's unit; the file may write one (`250ms`: harness.thresholds)
     window: WindowSpec = "all"
-    name: str | None = None
+    name: str | None = Field(None, min_length=1, max_length=MAX_NAME_CHARS, pattern=r"^[^\n\r\t]*$")
     pass_in: PassIn | None = None  # with `repeat: M`: must hold in N of the M runs (else in all)
     confidence: float = Field(0.95, ge=0.5, lt=1.0)  # of the interval reported beside the value
     # Stop the run as soon as this SLO has failed on the data so far (k6's abortOnFail), but not
@@ -135,8 +153,9 @@ class Slo(Strict):
         if isinstance(value, str):
             match = _SLO_TEXT.match(value)
             if match is None:
-                raise ValueError(f"cannot read SLO {value!r}; write it as `metric op number`")
-            return {"metric": match.group(1), "op": match.group(2), "threshold": match.group(3)}
+                raise ValueError(f"cannot read SLO {value!r}; write it as `metric op threshold`, "
+                                 "e.g. `p99_ms < 250`, `p99 < 250ms`, `error_rate <= 1%`")
+            value = {"metric": match.group(1), "op": match.group(2), "threshold": match.group(3)}
         if isinstance(value, dict) and ("max" in value or "min" in value):
             if "max" in value and "min" in value:
                 raise ValueError("an SLO sets one of `max` or `min`; write two SLOs for both")
@@ -145,19 +164,40 @@ class Slo(Strict):
                 value["op"], value["threshold"] = "<=", value.pop("max")
             else:
                 value["op"], value["threshold"] = ">=", value.pop("min")
+        if isinstance(value, dict) and isinstance(value.get("metric"), str):
+            value = dict(value)
+            value["metric"], value["threshold"] = resolve(
+                value["metric"], value.get("threshold"), lambda m: metric_def(m) is not None
+            )
         return value
 
     @field_validator("metric")
     @classmethod
     def _metric_known(cls, value: str) -> str:
         if metric_def(value) is None:
-            raise ValueError(f"unknown metric {value!r} (known: {describe_metrics()})")
+            raise ValueError(f"unknown metric {value!r}{did_you_mean(value, _metric_names())} "
+                             "(`harness list metrics` lists them)")
         return value
+
+    @model_validator(mode="after")
+    def _threshold_possible(self) -> "Slo":
+        """Metrics are never negative and shares never exceed 1: past those an SLO cannot decide."""
+        if self.threshold < 0:
+            raise ValueError(f"at threshold: {self.threshold:g} is negative; {self.metric} never is")
+        if metric_unit(self.metric) == "share" and self.threshold > 1:
+            raise ValueError(f"at threshold: {self.threshold:g} is over 1; {self.metric} is a share "
+                             "(write 0.05 or 5%)")
+        return self
 
     @property
     def label(self) -> str:
         window = "" if self.window == "all" else f" in {_window_text(self.window)}"
         return self.name or f"{self.metric} {self.op} {self.threshold:g}{window}"
+
+
+def _metric_names() -> list[str]:
+    names = [d.label for d in all_metrics()]
+    return [*names, *(f"p{p}_ms" for p in (50, 90, 95, 99, 99.9))]
 
 
 def _window_text(window: "Window | str") -> str:
@@ -174,13 +214,25 @@ class FaultSpec(Strict):
     """A fault on the load's timeline; every key but the timeline's goes to the plugin."""
 
     kind: str
-    name: str | None = None
-    at: Duration = 0.0
-    duration: Duration = 0.0  # how long it is held before `restore` (freeze, limits)
-    every: Duration | None = Field(None, gt=0)
-    count: int | None = Field(None, ge=1)
-    jitter: Duration = 0.0  # each start moves by up to +/- this, from the run's seed
+    name: str | None = Field(None, min_length=1, max_length=MAX_NAME_CHARS, pattern=r"^[^\n\r\t]*$")
+    at: Duration = Field(0.0, le=MAX_LOAD_S)
+    duration: Duration = Field(0.0, le=MAX_LOAD_S)  # how long it is held before `restore` (freeze, limits)
+    every: Duration | None = Field(None, gt=0, le=MAX_LOAD_S)
+    count: int | None = Field(None, ge=1, le=MAX_FIRINGS)
+    jitter: Duration = Field(0.0, le=MAX_LOAD_S)  # each start moves by up to +/- this, from the run's seed
     params: dict[str, Any] = Field(default_factory=dict)
+
+    @classmethod
+    def known_keys(cls, node: Any) -> list[str]:
+        """The timeline's keys and the plugin's (for 'did you mean')."""
+        from faults.base import fault_class, known_faults
+
+        keys = sorted(_TIMELINE_KEYS)
+        kind = node.get("kind") if isinstance(node, dict) else None
+        if kind in known_faults():
+            model = fault_class(kind).params_model
+            keys += [info.alias or name for name, info in model.model_fields.items()]
+        return keys
 
     @model_validator(mode="before")
     @classmethod
@@ -195,7 +247,14 @@ class FaultSpec(Strict):
         from faults.base import fault_class, known_faults
 
         if self.kind not in known_faults():
-            raise ValueError(f"at kind: unknown fault {self.kind!r} (known: {', '.join(known_faults())})")
+            raise ValueError(f"at kind: unknown fault {self.kind!r}{did_you_mean(self.kind, known_faults())} "
+                             f"(known: {', '.join(known_faults())})")
+        if self.every is not None and self.duration >= self.every:
+            raise ValueError(f"at duration: held {self.duration:g}s but fired every {self.every:g}s; "
+                             "each firing would start before the last one was restored")
+        if self.every is not None and self.jitter >= self.every / 2:
+            raise ValueError(f"at jitter: +/- {self.jitter:g}s would let firings {self.every:g}s apart "
+                             "swap places; keep it under half of `every`")
         try:
             fault_class(self.kind).params_model.model_validate(self.params)
         except ValidationError as exc:
@@ -205,6 +264,13 @@ class FaultSpec(Strict):
     @property
     def label(self) -> str:
         return self.name or self.kind
+
+    def firings(self, load_seconds: float) -> list[float]:
+        """When it fires (before jitter), as harness.timeline plans it: the last one matters here."""
+        if self.every is None:
+            return [self.at]
+        count = self.count if self.count is not None else int((load_seconds - self.at) // self.every) + 1
+        return [self.at + i * self.every for i in range(max(count, 1))]
 
 
 class CanarySpec(Strict):
@@ -237,8 +303,8 @@ class Observe(Strict):
 
     canary: CanarySpec = Field(default_factory=CanarySpec)
     metrics: bool = True
-    metrics_interval: Duration = Field(0.25, gt=0)
-    log_patterns: dict[str, str] = Field(default_factory=dict)
+    metrics_interval: Duration = Field(0.25, ge=0.05, le=60)
+    log_patterns: dict[str, str] = Field(default_factory=dict, max_length=MAX_LOG_PATTERNS)
 
     @field_validator("log_patterns")
     @classmethod
@@ -246,6 +312,8 @@ class Observe(Strict):
         for name, pattern in value.items():
             if not re.fullmatch(r"[A-Za-z0-9_]+", name):
                 raise ValueError(f"pattern name {name!r}: letters, digits and _ only")
+            if not pattern or len(pattern) > MAX_PATTERN_CHARS:
+                raise ValueError(f"at {name}: a pattern has 1 to {MAX_PATTERN_CHARS} characters")
             try:
                 re.compile(pattern)
             except re.error as exc:
@@ -254,15 +322,16 @@ class Observe(Strict):
 
 
 class Scenario(Strict):
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-    description: str = ""
-    seed: int | None = None  # faults' random choices and jitter; recorded so a run can be replayed
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=MAX_NAME_CHARS)
+    description: str = Field("", max_length=MAX_TEXT_CHARS)
+    # Faults' random choices and jitter; recorded so a run can be replayed.
+    seed: int | None = Field(None, ge=0, le=MAX_SEED)
     repeat: int = Field(1, ge=1, le=MAX_REPEAT)  # full runs in one series, judged together (pass_in)
     stack: StackSpec
     load: LoadSpec
-    faults: list[FaultSpec] = Field(default_factory=list)
+    faults: list[FaultSpec] = Field(default_factory=list, max_length=MAX_FAULTS)
     observe: Observe = Field(default_factory=Observe)
-    slo: list[Slo] = Field(default_factory=list)
+    slo: list[Slo] = Field(default_factory=list, max_length=MAX_SLOS)
     expect: Literal["pass", "reproduced"] = "pass"
     startup: StartupSpec = Field(default_factory=StartupSpec)  # attempts, backoff, memory limit
     sidecars: list[SidecarSpec] = Field(default_factory=list)  # helpers beside the stack, watched
@@ -284,7 +353,8 @@ class Scenario(Strict):
             if role is not None and role not in roles:
                 known = ", ".join(roles) or "none: it starts no process"
                 raise ValueError(
-                    f"at faults.{i}.role: stack kind {stack.kind!r} has no role {role!r} (roles: {known})"
+                    f"at faults.{i}.role: stack kind {stack.kind!r} has no role {role!r}"
+                    f"{did_you_mean(str(role), roles)} (roles: {known})"
                 )
         return faults
 
@@ -306,6 +376,42 @@ class Scenario(Strict):
         check_pass_in([slo.pass_in for slo in self.slo], self.repeat)
         return self
 
+    @model_validator(mode="after")
+    def _faults_within_load(self) -> "Scenario":
+        """A fault that would fire, or still be held, after the load ended can never do its job."""
+        end = self.load.total_duration
+        for i, fault in enumerate(self.faults):
+            last = fault.firings(end)[-1]
+            if fault.at >= end:
+                raise ValueError(f"at faults.{i}.at: {fault.at:g}s is not before the load ends ({end:g}s); "
+                                 "it would never fire")
+            if last >= end:
+                raise ValueError(f"at faults.{i}.count: firing {fault.count} of {fault.label} would be at "
+                                 f"{last:g}s, after the load ends ({end:g}s)")
+            if last + fault.duration > end:
+                raise ValueError(f"at faults.{i}.duration: {fault.label} firing at {last:g}s is held until "
+                                 f"{last + fault.duration:g}s, after the load ends ({end:g}s)")
+        return self
+
+    @model_validator(mode="after")
+    def _slo_windows_within_run(self) -> "Scenario":
+        end = self.load.total_duration
+        for i, slo in enumerate(self.slo):
+            if slo.window in ("faults", "outside_faults") and not self.faults:
+                raise ValueError(f"at slo.{i}.window: `{slo.window}` but the scenario has no faults; "
+                                 "the SLO would measure nothing")
+            if isinstance(slo.window, Window):
+                if slo.window.start >= end:
+                    raise ValueError(f"at slo.{i}.window.from: {slo.window.start:g}s is not before the "
+                                     f"load ends ({end:g}s)")
+                if slo.window.end is not None and slo.window.end > end:
+                    raise ValueError(f"at slo.{i}.window.to: {slo.window.end:g}s is after the load ends "
+                                     f"({end:g}s)")
+            if slo.abort and slo.abort_grace >= end:
+                raise ValueError(f"at slo.{i}.abort_grace: {slo.abort_grace:g}s is not before the load "
+                                 f"ends ({end:g}s); the SLO could never abort the run")
+        return self
+
 
 def load_scenario(path: Path) -> Scenario:
     """Read and validate a scenario file; any problem is a UsageError of one line per fault."""
@@ -316,7 +422,7 @@ def load_scenario(path: Path) -> Scenario:
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     if not isinstance(source.data, dict):
-        raise UsageError(f"{path}:1: a scenario is a mapping with name, stack, load and slo")
+        raise UsageError(f"{path}:1: (top level): a scenario is a mapping with name, stack, load and slo")
     try:
         return Scenario.model_validate(source.data)
     except ValidationError as exc:
@@ -324,19 +430,59 @@ def load_scenario(path: Path) -> Scenario:
 
 
 def format_errors(source: YamlSource, exc: ValidationError) -> str:
-    """`file:line: field.path: message`, one line per problem pydantic found."""
-    lines = []
-    for error in exc.errors(include_url=False):
+    """`file:line: field.path: message`: one line, for the first problem pydantic found.
+
+    One line because a scenario error is read by a person fixing one thing at a time and by
+    scripts that take the first line; how many more problems there are is said at its end.
+    """
+    problems: list[tuple[str, str]] = []  # (user's field path, the whole line)
+    for error in _without_union_noise(exc.errors(include_url=False)):
         loc = tuple(error["loc"])
         message = str(error["msg"]).removeprefix("Value error, ")
         loc, message = _refine(loc, message)
         line = source.line_of(loc)
         where = f"{source.path}:{line}" if line else str(source.path)
         field_path = ".".join(str(part) for part in _user_loc(source.data, loc)) or "(top level)"
-        if error["type"] == "extra_forbidden":
-            message = "unknown key"
-        lines.append(f"{where}: {field_path}: {message}")
-    return "\n".join(lines)
+        if (error["type"] == "extra_forbidden" or message == "unknown key") and loc:
+            message = "unknown key" + did_you_mean(str(loc[-1]), _free_keys(source.data, loc))
+        elif error["type"] == "union_tag_invalid":  # the union's tag is the `kind` key itself
+            loc = (*loc, "kind")
+            line = source.line_of(loc)
+            where = f"{source.path}:{line}" if line else str(source.path)
+            field_path = ".".join(str(part) for part in _user_loc(source.data, loc))
+            message = _unknown_kind(error.get("ctx") or {})
+        problems.append((field_path, f"{where}: {field_path}: {message.strip() or error['type']}"))
+    first = problems[0][1]
+    more = len({path for path, _ in problems[1:]} - {problems[0][0]})
+    return first if not more else f"{first} (and {more} more problem{'s' if more > 1 else ''})"
+
+
+def _free_keys(data: Any, loc: tuple[Any, ...]) -> list[str]:
+    """The keys the mapping holding the unknown `loc[-1]` may have and does not have yet."""
+    node: Any = data
+    for part in loc[:-1]:
+        if isinstance(node, dict):
+            node = node.get(part)
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            node = node[part]
+    present = set(node) if isinstance(node, dict) else set()
+    return [key for key in keys_at(Scenario, data, loc[:-1]) if key not in present]
+
+
+def _without_union_noise(errors: list[Any]) -> list[Any]:
+    """A value that fits no member of a union gets one error per member; keep the telling ones.
+
+    `window: {from: 8s, to: 4s}` fails both as one of the words (`all`, ...) and as a Window: the
+    Window's complaint is the one that helps, so a literal's is dropped when another error is there.
+    """
+    telling = [e for e in errors if e["type"] != "literal_error"]
+    return telling or errors
+
+
+def _unknown_kind(ctx: dict[str, Any]) -> str:
+    tag = str(ctx.get("tag", ""))
+    kinds = re.findall(r"'([^']+)'", str(ctx.get("expected_tags", "")))
+    return f"unknown kind {tag!r}{did_you_mean(tag, kinds)} (known: {', '.join(kinds)})"
 
 
 def _refine(loc: tuple[Any, ...], message: str) -> tuple[tuple[Any, ...], str]:
@@ -348,6 +494,11 @@ def _refine(loc: tuple[Any, ...], message: str) -> tuple[tuple[Any, ...], str]:
     if parts and parts[0] == (loc[0] if loc else None):
         return parts, match.group(2)  # a path from the top (scenario-level validators)
     return (*loc, *parts), match.group(2)
+
+
+def _plausible_key(part: Any) -> bool:
+    """Not one of pydantic's own path parts, such as `function-after[_ordered(), Window]`."""
+    return isinstance(part, int) or re.fullmatch(r"[A-Za-z0-9_.-]+", str(part)) is not None
 
 
 def _user_loc(data: Any, loc: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -362,7 +513,7 @@ def _user_loc(data: Any, loc: tuple[Any, ...]) -> tuple[Any, ...]:
             node = node[part]
         elif isinstance(node, list) and isinstance(part, int) and part < len(node):
             node = node[part]
-        elif i != len(loc) - 1:
+        elif i != len(loc) - 1 or not _plausible_key(part):
             continue
         kept.append(part)
     return tuple(kept)

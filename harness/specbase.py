@@ -8,29 +8,42 @@ registered in the `harness.stacks` entry-point group, so a package can add its o
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, model_validator
 
 from harness.durations import parse_duration
+from harness.limits import MAX_STOP_TIMEOUT_S, MAX_TIMEOUT_S
 from harness.roles import Role
 
 if TYPE_CHECKING:
     from harness.stacks.base import Stack
 
-Duration = Annotated[float, BeforeValidator(parse_duration)]
+# What `harness schema` says a duration is: what parse_duration reads (seconds, or units: 1m30s).
+_DURATION_JSON = {"anyOf": [{"type": "number", "minimum": 0},
+                            {"type": "string", "pattern": r"^\s*(\d+(\.\d+)?([mM][sS]|[sSmMhHdD]))+\s*$"}],
+                  "description": "seconds, or a duration with units ms/s/m/h/d: 90s, 1m30s, 250ms"}
+Duration = Annotated[float, BeforeValidator(parse_duration), WithJsonSchema(_DURATION_JSON)]
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # `allow_inf_nan`: an SLO threshold or a rate of `.nan` or `inf` can never fail or never end.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class RestartPolicy(Strict):
     """What a supervisor (Kubernetes, systemd) would do when the server dies or hangs."""
 
     policy: str = Field("never", pattern="^(never|on-failure)$")
-    backoff: Duration = 1.0  # first wait before a restart; doubles each time
-    max_backoff: Duration = 30.0
-    max_restarts: int = Field(5, ge=0)
-    liveness_timeout: Duration | None = None  # kill and restart a server unhealthy this long
+    backoff: Duration = Field(1.0, le=MAX_TIMEOUT_S)  # first wait before a restart; doubles each time
+    max_backoff: Duration = Field(30.0, le=MAX_TIMEOUT_S)
+    max_restarts: int = Field(5, ge=0, le=1_000)
+    # Kill and restart a server unhealthy this long.
+    liveness_timeout: Duration | None = Field(None, gt=0, le=MAX_TIMEOUT_S)
+
+    @model_validator(mode="after")
+    def _backoff_order(self) -> "RestartPolicy":
+        if self.max_backoff < self.backoff:
+            raise ValueError(f"`max_backoff` ({self.max_backoff:g}s) is below `backoff` ({self.backoff:g}s)")
+        return self
 
 
 class StackSpecBase(Strict):
@@ -42,8 +55,8 @@ class StackSpecBase(Strict):
     CONTAINER_READY: ClassVar[bool] = False
 
     kind: str
-    startup_timeout: Duration = 120.0
-    stop_timeout: Duration = 10.0
+    startup_timeout: Duration = Field(120.0, gt=0, le=MAX_TIMEOUT_S)
+    stop_timeout: Duration = Field(10.0, gt=0, le=MAX_STOP_TIMEOUT_S)
     restart: RestartPolicy = Field(default_factory=RestartPolicy)
 
     def build(self, workdir: Path, **stack_args: Any) -> "Stack":

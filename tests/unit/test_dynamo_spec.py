@@ -35,7 +35,7 @@ def test_defaults_and_roles(tmp_path: Path) -> None:
     ("  discovery: file\n  lease_ttl: 2", 5, "stack.lease_ttl: an etcd lease TTL needs `discovery: etcd`"),
     ("  workers: 0", 4, "stack.workers: Input should be greater than or equal to 1"),
     ("  discovery: nats", 4, "stack.discovery: Input should be 'etcd' or 'file'"),
-    ("  lease_tll: 3", 4, "stack.lease_tll: unknown key"),
+    ("  lease_tll: 3", 4, "stack.lease_tll: unknown key; did you mean 'lease_ttl'?"),
 ])
 def test_bad_settings_name_file_line_and_field(tmp_path: Path, extra: str, line: int, message: str) -> None:
     path = scenario(tmp_path, extra)

@@ -66,7 +66,7 @@ def test_unknown_metric(scenario_file) -> None:
 
 def test_unreadable_slo_text(scenario_file) -> None:
     message = scenario_error(scenario_file(GOOD.replace('"p99_ms < 50"', '"p99_ms is small"')))
-    assert "slo.1" in message and "metric op number" in message
+    assert "slo.1" in message and "metric op threshold" in message
 
 
 def test_remote_url_refused(scenario_file) -> None:
