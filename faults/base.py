@@ -40,7 +40,7 @@ class FaultError(Exception):
 class FaultParams(BaseModel):
     """Base of every plugin's parameters: unknown keys are errors."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 @dataclass

@@ -59,6 +59,15 @@ class StackSpecBase(Strict):
     stop_timeout: Duration = Field(10.0, gt=0, le=MAX_STOP_TIMEOUT_S)
     restart: RestartPolicy = Field(default_factory=RestartPolicy)
 
+    @model_validator(mode="after")
+    def _timeouts_bounded(self) -> "StackSpecBase":
+        # Here rather than on the fields: a kind that changes a default redeclares the field.
+        for name, top in (("startup_timeout", MAX_TIMEOUT_S), ("stop_timeout", MAX_STOP_TIMEOUT_S)):
+            value = getattr(self, name)
+            if not 0 < value <= top:
+                raise ValueError(f"at {name}: {value:g}s; it must be above 0 and at most {top}s")
+        return self
+
     def build(self, workdir: Path, **stack_args: Any) -> "Stack":
         """The Stack that runs these settings (import its module lazily: it may be heavy)."""
         raise NotImplementedError(f"stack kind {self.kind!r} cannot be built")

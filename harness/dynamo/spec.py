@@ -38,7 +38,7 @@ class DynamoSpec(StackSpecBase):
     reconcile_s: int | None = Field(None, ge=1, le=600)
     router_mode: Literal["round-robin", "random", "kv"] | None = None
     model_name: str = Field("tiny-mock", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:/-]*$")
-    speedup_ratio: float = Field(10.0, gt=0)
+    speedup_ratio: float = Field(10.0, gt=0, le=10_000)
     # Tokens in every response: the mocker replays this many known token ids (see dynamo.py).
     output_tokens: int = Field(32, ge=1, le=4096)
     # Seconds a SIGTERMed process gets to drain before the stack's stop sends SIGKILL.

@@ -13,7 +13,7 @@ class OpenAISettings(Strict):
     api: Literal["chat", "completions"] = "chat"  # /v1/chat/completions or /v1/completions
     stream: bool = True  # TTFT and inter-token latency exist only for streamed responses
     max_tokens: int = Field(32, ge=1, le=1_000_000)
-    prompt: str = Field("hello world the", min_length=1)
+    prompt: str = Field("hello world the", min_length=1, max_length=1_000_000)
     # Ask for `usage` in the last streamed chunk (stream_options.include_usage), so output tokens
     # are the server's count rather than the number of chunks.
     stream_usage: bool = True

@@ -32,9 +32,9 @@ class TorchServeSpec(StackSpecBase):
     handler: Literal["echo", "delay", "broken_import", "broken_init"] = "echo"
     model: str = Field("echo", pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
     workers: int = Field(2, ge=1, le=32)
-    delay_ms: float = Field(0.0, ge=0)
-    max_retry_timeout: int | None = Field(None, ge=0)
-    response_timeout: Duration = Field(120.0, ge=1)
+    delay_ms: float = Field(0.0, ge=0, le=60_000)
+    max_retry_timeout: int | None = Field(None, ge=0, le=86_400)
+    response_timeout: Duration = Field(120.0, ge=1, le=3600)
     storm_after: int = Field(3, ge=2, le=100)
     stop_on_storm: bool = True
     startup_timeout: Duration = 60.0

@@ -2,7 +2,7 @@
 
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from faults.base import Fault, FaultContext, FaultError, FaultParams
 from harness.durations import parse_duration
@@ -11,9 +11,41 @@ from harness.tracing import COLLECTOR, TakesTraceOverrides
 from harness.tracing.settings import TraceSettingsClient, normalize
 
 
+# What each setting Triton changes at run time may be: a bad one would be a 400 mid-run.
+_MINIMUM = {"trace_rate": 0, "trace_count": -1, "log_frequency": 0}
+_LEVELS = {"OFF", "TIMESTAMPS", "TENSORS"}
+
+
+def _runtime_settings(value: dict[str, str | int | list[str]]) -> dict[str, str | int | list[str]]:
+    """Refuse, before the run, what the trace protocol would refuse (or ignore) during it."""
+    try:
+        body = normalize(value)
+    except ValueError as exc:
+        raise ValueError(str(exc)) from None
+    for name, text in body.items():
+        if name == "trace_level":
+            unknown = [level for level in text if level not in _LEVELS]
+            if unknown:
+                raise ValueError(f"trace_level {unknown[0]!r} is not one of {', '.join(sorted(_LEVELS))}")
+        elif name in _MINIMUM:
+            if not str(text).lstrip("-").isdigit() or int(text) < _MINIMUM[name] or len(str(text)) > 12:
+                raise ValueError(f"{name} {text!r}: a whole number, at least {_MINIMUM[name]}")
+            if name == "trace_count" and int(text) == 0:
+                raise ValueError("trace_count 0 collects no trace; use -1 for no limit or a positive count")
+        else:
+            raise ValueError(f"trace setting {name!r} cannot change at run time "
+                             f"(these can: {', '.join(sorted(_MINIMUM) + ['trace_level'])})")
+    return value
+
+
 class SettingParams(FaultParams):
-    settings: dict[str, str | int | list[str]]
+    settings: dict[str, str | int | list[str]] = Field(min_length=1)
     model: str | None = None  # None: the global settings
+
+    @field_validator("settings")
+    @classmethod
+    def _changeable(cls, value: dict[str, str | int | list[str]]) -> dict[str, str | int | list[str]]:
+        return _runtime_settings(value)
 
 
 def _base_url(ctx: FaultContext) -> str:
@@ -88,7 +120,7 @@ class TraceRestart(Fault):
 
 class CollectorParams(FaultParams):
     mode: Literal["slow", "error", "down"]
-    delay: float = Field(0.5, ge=0)  # seconds per export, for `slow`
+    delay: float = Field(0.5, ge=0, le=60)  # seconds per export, for `slow`
     status: int = Field(503, ge=400, le=599)  # for `error`
 
     def __init__(self, **data: Any):

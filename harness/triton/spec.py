@@ -24,14 +24,14 @@ class TraceSpec(Strict):
 
     mode: Literal["triton", "opentelemetry"] = "triton"
     level: str | list[str] = "TIMESTAMPS"
-    rate: int | None = Field(None, ge=1)
-    count: int | None = None
-    log_frequency: int | None = Field(None, ge=0)
+    rate: int | None = Field(None, ge=1, le=1_000_000)  # trace 1 of every `rate` requests
+    count: int | None = Field(None, ge=-1, le=1_000_000_000)  # -1: no limit (Triton's meaning)
+    log_frequency: int | None = Field(None, ge=0, le=1_000_000)
     collector: str = "harness"
     resource: dict[str, str] | None = None
-    bsp_max_queue_size: int | None = None
-    bsp_schedule_delay: int | None = None
-    bsp_max_export_batch_size: int | None = None
+    bsp_max_queue_size: int | None = Field(None, ge=1, le=10_000_000)
+    bsp_schedule_delay: int | None = Field(None, ge=0, le=3_600_000)  # ms
+    bsp_max_export_batch_size: int | None = Field(None, ge=1, le=10_000_000)
 
     @model_validator(mode="after")
     def _valid_for_triton(self) -> "TraceSpec":
@@ -65,8 +65,8 @@ class TritonSpec(StackSpecBase):
     trace: TraceSpec | None = None
     model: str = "identity"
     instances: int = Field(2, ge=1, le=64)
-    delay_ms: float = Field(0.0, ge=0)
-    max_batch_size: int = Field(8, ge=0)
+    delay_ms: float = Field(0.0, ge=0, le=60_000)
+    max_batch_size: int = Field(8, ge=0, le=4096)
     model_file: ModelFile | None = None  # `large_init`: the file it loads at start (size, load_s)
     # Where the server listens. Loopback unless load workers on other hosts (or in network
     # namespaces) must reach it: then an address of one of this host's own interfaces.
