@@ -18,9 +18,21 @@ from pydantic import (
 from harness.errors import UsageError
 from harness.features import all_metrics, metric_def
 from harness.limits import (
-    MAX_FAULTS, MAX_FIRINGS, MAX_LOAD_S, MAX_LOG_PATTERNS, MAX_NAME_CHARS, MAX_PATTERN_CHARS,
-    MAX_RATE, MAX_REQUEST_TIMEOUT_S, MAX_SEED, MAX_SLOS, MAX_SPAWN_RATE, MAX_STAGES, MAX_TEXT_CHARS,
-    MAX_TIMEOUT_S, MAX_USERS,
+    MAX_FAULTS,
+    MAX_FIRINGS,
+    MAX_LOAD_S,
+    MAX_LOG_PATTERNS,
+    MAX_NAME_CHARS,
+    MAX_PATTERN_CHARS,
+    MAX_RATE,
+    MAX_REQUEST_TIMEOUT_S,
+    MAX_SEED,
+    MAX_SLOS,
+    MAX_SPAWN_RATE,
+    MAX_STAGES,
+    MAX_TEXT_CHARS,
+    MAX_TIMEOUT_S,
+    MAX_USERS,
 )
 from harness.llm.openai_settings import OpenAISettings
 from harness.logpatterns import DEFAULT_LOG_PATTERNS
@@ -81,9 +93,8 @@ class LoadSpec(Strict):
     def _user_known(cls, value: str) -> str:
         users = known_users()
         if value not in users:
-            raise ValueError(
-                f"unknown user class {value!r}{did_you_mean(value, users)} (known: {', '.join(sorted(users))})"
-            )
+            known = ", ".join(sorted(users))
+            raise ValueError(f"unknown user class {value!r}{did_you_mean(value, users)} (known: {known})")
         return value
 
     @model_validator(mode="after")

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from harness.durations import parse_duration
-from harness.memory.sizes import parse_size
+from harness.sizes import parse_size
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,13 +9,13 @@ from harness.specbase import Duration, Strict
 
 
 class SidecarSpec(Strict):
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-    command: list[str] = Field(min_length=1)
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=100)
+    command: list[str] = Field(min_length=1, max_length=1000)
     memory: Literal["own", "stack"] = "own"
     oom_score_adj: int | None = Field(None, ge=-1000, le=1000)
     expect: Literal["running", "exit"] = "running"
     env: dict[str, str] = Field(default_factory=dict)
-    stop_timeout: Duration = 5.0
+    stop_timeout: Duration = Field(5.0, gt=0, le=600)
 
 
 def check_sidecars(sidecars: list[SidecarSpec], startup: Any) -> list[SidecarSpec]:

@@ -79,7 +79,7 @@ def _read_text(path: Path) -> str:
     try:
         size = path.stat().st_size
         if size > MAX_FILE_BYTES:
-            raise YamlRefused(f"{path}:1: file: {size:,} bytes; a scenario file is at most {MAX_FILE_BYTES:,}")
+            raise YamlRefused(f"{path}:1: file: {size:,} bytes; a scenario is at most {MAX_FILE_BYTES:,}")
         return path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
         line = path.read_bytes()[: exc.start].count(b"\n") + 1
@@ -94,7 +94,7 @@ def _check_depth(path: Path, text: str) -> None:
         if isinstance(event, yaml.CollectionStartEvent):
             depth += 1
             if depth > MAX_DEPTH:
-                line = event.start_mark.line + 1
+                line = event.start_mark.line + 1 if event.start_mark is not None else 1
                 raise YamlRefused(f"{path}:{line}: YAML: nested deeper than {MAX_DEPTH} levels")
         elif isinstance(event, yaml.CollectionEndEvent):
             depth -= 1
@@ -140,7 +140,8 @@ def _index(path: Path, node: yaml.Node, loc: Loc, lines: dict[Loc, int]) -> None
             if key_node.tag == _MERGE_TAG:  # `<<: *base`: keys beside it override on purpose
                 continue
             if not isinstance(key_node, yaml.ScalarNode):
-                raise YamlRefused(f"{path}:{line}: {_dotted(loc) or '(top level)'}: a key must be a plain name")
+                where = _dotted(loc) or "(top level)"
+                raise YamlRefused(f"{path}:{line}: {where}: a key must be a plain name")
             key = key_node.value
             if key in seen:
                 raise YamlRefused(

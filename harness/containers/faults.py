@@ -5,7 +5,7 @@ pause then unpause, and a memory limit change on the running container (`docker 
     - {kind: container_kill, at: 10s, signal: SIGKILL, duration: 5s}    # down 5 s, then started
     - {kind: container_stop, at: 10s, duration: 5s, timeout: 10s}       # docker stop; start after 5 s
     - {kind: container_pause, at: 10s, duration: 3s}                    # cgroup freezer: a hang
-    - {kind: container_update, at: 10s, duration: 20s, memory: 300m}   # limit, then the old one back
+    - {kind: container_update, at: 10s, duration: 20s, memory: 300Mi}  # limit, then the old one back
 
 Targets are the stack's own containers: those it created and labelled, or those a
 `container_external` scenario names. `container: NAME` picks one of them and is refused for any
@@ -23,16 +23,17 @@ import math
 import signal
 import time
 from collections.abc import Callable
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import gevent
-from pydantic import Field, field_validator
+from pydantic import AfterValidator, Field, field_validator
 
 from faults.base import Fault, FaultContext, FaultError, FaultParams
 from harness.containers.capability import RunsContainers
 from harness.containers.engine import connect
 from harness.containers.sizes import memory_size, show_size
 from harness.process_faults.faults import signal_number
+from harness.sizes import Size
 from harness.specbase import Duration
 
 PENDING_TIMEOUT_S = 120.0  # a restart or stop the engine has not finished by then is a failure
@@ -71,13 +72,9 @@ class KillParams(ContainerParams):
 
 
 class UpdateParams(ContainerParams):
-    memory: str | int  # the new limit, e.g. 300m (no swap: the same value is the memory+swap limit)
-
-    @field_validator("memory")
-    @classmethod
-    def _size(cls, value: str | int) -> str | int:
-        memory_size(value)
-        return value
+    # The new limit in bytes, e.g. 300Mi (no swap: the same value is the memory+swap limit). The SDK
+    # takes integer bytes as they are.
+    memory: Annotated[Size, AfterValidator(memory_size)]
 
 
 def _stack_containers(ctx: FaultContext) -> list[dict[str, str]]:
@@ -301,7 +298,7 @@ class ContainerUpdate(ContainerFault):
 
     def settings(self) -> dict[str, Any]:
         assert isinstance(self.params, UpdateParams)
-        return {"memory": memory_size(self.params.memory)}
+        return {"memory": self.params.memory}
 
     def plan(self, ctx: FaultContext) -> dict[str, Any]:
         plan = super().plan(ctx)

@@ -7,6 +7,7 @@ on the host (the run folder is mounted), so log patterns see it across container
 """
 
 import math
+import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +17,15 @@ import psutil
 
 from harness.containers.engine import KIND_LABEL, ROLE_LABEL, RUN_LABEL
 from harness.containers.mounts import container_env, plan_mounts
-from harness.procs import REAP_WAIT_S, ManagedProcess, ProcessId, StopResult, kill_all
+from harness.procs import (
+    REAP_WAIT_S,
+    ManagedProcess,
+    ProcessId,
+    SentSignal,
+    StopResult,
+    kill_all,
+    note_signal,
+)
 
 NO_PROCESS = ProcessId(0, -1.0, "")  # never alive: what `ident` is before the command runs
 WRAPPER_SHELL = "sh"
@@ -40,8 +49,8 @@ class ContainerSettings:
 
     image: str
     init: bool
-    shm_size: str
-    memory: str | None
+    shm_size: int  # bytes
+    memory: int | None  # bytes
     cpus: float | None
     restart_policy: str
     mounts: list[str]
@@ -202,6 +211,9 @@ class ContainerProcess(ManagedProcess):
                 self.container.unpause()  # a frozen process cannot act on SIGTERM
             running = bool(state.get("Running") or state.get("Restarting"))
             if running:
+                # Before the engine's stop blocks: the server logs the SIGTERM while it waits.
+                sent = signal.SIGTERM if timeout > 0 else signal.SIGKILL
+                note_signal(SentSignal(int(sent), self.pid, self.name))
                 if timeout > 0:
                     self.container.stop(timeout=math.ceil(timeout))
                 else:

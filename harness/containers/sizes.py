@@ -1,33 +1,32 @@
-"""Byte sizes as people write them for Docker (`512m`, `2g`, `1.5GiB`), read into bytes."""
+"""What is Docker's own about sizes: its smallest memory limit.
 
-import re
+Sizes are read once, by `harness.sizes` (so `2g` is refused here as everywhere). The SDK is
+handed integer bytes, never a string: it would read a suffix Docker's way (`g` = GiB, `Gi` not
+at all).
+"""
 
-_UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?\s*$", re.IGNORECASE)
+from typing import Annotated
+
+from pydantic import BeforeValidator, WithJsonSchema
+
+from harness.sizes import SIZE_JSON_SCHEMA, exact_size, parse_size
+
 MIN_MEMORY = 6 << 20  # the smallest memory limit Docker accepts
 
 
-def parse_size(value: str | int) -> int:
-    """Bytes; ValueError names the accepted forms."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        if value < 0:
-            raise ValueError(f"size {value} is negative")
-        return value
-    match = _SIZE.match(str(value))
-    if match is None:
-        raise ValueError(f"cannot read size {value!r}; write e.g. 512m, 2g, 1.5g or a number of bytes")
-    return int(float(match.group(1)) * _UNITS[match.group(2).lower()])
-
-
-def memory_size(value: str | int) -> int:
+def memory_size(value: object) -> int:
+    """A container memory limit in bytes: any size `harness.sizes` reads, at least Docker's minimum."""
     size = parse_size(value)
     if size < MIN_MEMORY:
-        raise ValueError(f"memory {value!r} is below Docker's minimum of 6m")
+        raise ValueError(f"memory limit {exact_size(size)} is below Docker's minimum of 6Mi")
     return size
 
 
 def show_size(size: int) -> str:
-    for unit, factor in (("g", 1 << 30), ("m", 1 << 20), ("k", 1 << 10)):
-        if size >= factor and size % factor == 0:
-            return f"{size // factor}{unit}"
-    return f"{size}b" if size < 1 << 20 else f"{size / (1 << 20):.1f}m"
+    """A limit read back from the engine, as a scenario would write it: `2Gi`, `300M`."""
+    return exact_size(size)
+
+
+# A container's memory limit: a size as everywhere, at least Docker's minimum.
+DockerMemory = Annotated[int, BeforeValidator(memory_size),
+                         WithJsonSchema(SIZE_JSON_SCHEMA, mode="validation")]

@@ -5,7 +5,7 @@ stack:
   kind: container
   inner: {kind: triton, model: identity, instances: 2}   # what runs inside
   docker_host: unix:///run/harness-docker.sock            # else $DOCKER_HOST, else Docker's default
-  memory: 2g                                              # the container's memory limit (no swap)
+  memory: 2Gi                                             # the container's memory limit (no swap)
 ```
 """
 
@@ -14,9 +14,10 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import Field, SerializeAsAny, ValidationError, field_validator
 
-from harness.containers.sizes import memory_size, parse_size
+from harness.containers.sizes import DockerMemory
 from harness.plugins import first_error
 from harness.roles import Role
+from harness.sizes import Size
 from harness.specbase import StackSpecBase
 from harness.triton.spec import TritonSpec
 
@@ -62,9 +63,12 @@ class ContainerSpec(StackSpecBase):
     kind: Literal["container"]
     inner: SerializeAsAny[StackSpecBase]
     docker_host: str | None = None
-    memory: str | None = None  # e.g. 2g; unset: no limit (a later `container_update` can set one)
-    cpus: float | None = Field(None, gt=0)
-    shm_size: str = "256m"  # /dev/shm in the container; Triton's Python backend lives there
+    # Sizes as harness.sizes reads them (2Gi, 2G), in bytes. memory unset: no limit (a later
+    # `container_update` can set one).
+    memory: DockerMemory | None = None
+    cpus: float | None = Field(None, gt=0, le=1024)
+    # /dev/shm in the container; Triton's Python backend lives there. Validated: held as bytes too.
+    shm_size: Size = Field(256 << 20, le=1 << 40)
     init: bool = True  # Docker's init as PID 1, so any signal reaches the server (PID 1 ignores most)
     docker_restart: Literal["no", "on-failure", "always", "unless-stopped"] = "no"  # Docker's policy
     mounts: list[str] = Field(default_factory=list)  # more host paths, read-only at the same path
@@ -95,19 +99,6 @@ class ContainerSpec(StackSpecBase):
     @classmethod
     def _loopback_engine(cls, value: str | None) -> str | None:
         return docker_host_setting(value)
-
-    @field_validator("memory")
-    @classmethod
-    def _memory(cls, value: str | None) -> str | None:
-        if value is not None:
-            memory_size(value)
-        return value
-
-    @field_validator("shm_size")
-    @classmethod
-    def _shm(cls, value: str) -> str:
-        parse_size(value)
-        return value
 
     @field_validator("mounts")
     @classmethod

@@ -5,7 +5,7 @@ from html import escape
 from typing import Any
 
 from harness.analysis import RunData
-from harness.memory.sizes import format_size
+from harness.sizes import format_size
 from reports.svgplot import Chart, render
 
 MIB = float(1 << 20)

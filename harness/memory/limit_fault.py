@@ -28,8 +28,8 @@ from pydantic import Field, model_validator
 
 from faults.base import Fault, FaultContext, FaultError, FaultParams
 from harness.memory.cgroups import CgroupError, Choice, Hierarchy, MemoryGroup, hierarchy
-from harness.memory.sizes import Size, format_size
 from harness.memory.targets import ident_of, stack_processes
+from harness.sizes import Size, format_size
 from harness.specbase import Duration
 
 MOVE_NOTE = ("the kernel keeps charging memory a process held before the move to its old group; "

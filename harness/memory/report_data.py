@@ -5,7 +5,7 @@ from typing import Any
 
 from harness.analysis import RunData, merged_histogram
 from harness.memory.measures import oom_kills, sidecar_deaths, start_attempts, startup_seconds
-from harness.memory.sizes import format_size
+from harness.sizes import format_size
 
 
 def memory_summary(data: RunData) -> dict[str, Any] | None:

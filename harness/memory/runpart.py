@@ -23,11 +23,11 @@ from harness.journal import Journal
 from harness.memory.cgroups import CgroupError, MemoryGroup, hierarchy
 from harness.memory.kernlog import KernelLogWatcher
 from harness.memory.observer import MemoryObserver
-from harness.memory.sizes import format_size
 from harness.memory.startup import Attempts, StartupSpec
 from harness.observers.base import Observer, ObserverContext
 from harness.restore import RestoreLog
 from harness.sidecars import Sidecars, SidecarSpec
+from harness.sizes import format_size
 from harness.stacks.base import Stack
 
 GROUP_FAULT_ID = "startup.memory"

@@ -24,8 +24,8 @@ from gevent.event import Event
 from harness.errors import StackFailed
 from harness.journal import Journal
 from harness.memory.cgroups import MemoryGroup
-from harness.memory.sizes import format_size
 from harness.memory.startup_spec import StartupSpec
+from harness.sizes import format_size
 from harness.stacks.base import Stack
 
 SAMPLE_S = 0.1

@@ -28,8 +28,8 @@ from pydantic import Field, model_validator
 from faults.base import Fault, FaultContext, FaultError, FaultParams
 from harness.memory.cgroups import CgroupError, MemoryGroup, hierarchy
 from harness.memory.host import HostMemory, host_memory
-from harness.memory.sizes import Size, format_size
 from harness.procs import ProcessId
+from harness.sizes import Size, format_size
 from harness.specbase import Duration
 
 EXIT_WAIT_S = 5.0

@@ -25,7 +25,7 @@ import time
 
 from harness.durations import parse_duration
 from harness.memory.host import host_memory
-from harness.memory.sizes import parse_size
+from harness.sizes import parse_size
 
 CHUNK = 32 << 20
 PAGE = mmap.PAGESIZE

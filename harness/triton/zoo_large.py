@@ -11,7 +11,7 @@ costs no disk, and reading it costs memory, not I/O. Requests are answered as by
 
 from pydantic import Field
 
-from harness.memory.sizes import Size
+from harness.sizes import Size
 from harness.specbase import Duration, Strict
 
 

@@ -120,7 +120,7 @@ def test_bundled_scenario_restarts_the_serving_container_twice(tmp_path: Path, d
 def test_pause_is_a_hang_and_unpause_recovers(tmp_path: Path, docker: Any) -> None:
     scenario = write(tmp_path, """\
 name: c-pause
-stack: {kind: container, inner: {kind: triton, instances: 1}, memory: 1g}
+stack: {kind: container, inner: {kind: triton, instances: 1}, memory: 1Gi}
 load: {user: triton_http, users: 4, duration: 10s, request_timeout: 1s}
 faults: [{kind: container_pause, at: 3s, duration: 3s}]
 slo: [{metric: container_downtime_s, max: 5}, {metric: crashes, max: 0}]
@@ -147,10 +147,10 @@ slo: [{metric: container_downtime_s, max: 5}, {metric: crashes, max: 0}]
 def test_kill_stop_and_memory_update_are_each_restored(tmp_path: Path, docker: Any) -> None:
     scenario = write(tmp_path, """\
 name: c-mix
-stack: {kind: container, inner: {kind: triton, instances: 1}, memory: 2g}
+stack: {kind: container, inner: {kind: triton, instances: 1}, memory: 2Gi}
 load: {user: triton_http, users: 4, duration: 20s, request_timeout: 1s}
 faults:
-  - {kind: container_update, at: 1s, duration: 2s, memory: 1g}
+  - {kind: container_update, at: 1s, duration: 2s, memory: 1Gi}
   - {kind: container_kill, at: 5s, duration: 1s, signal: SIGKILL}
   - {kind: container_stop, at: 12s, duration: 1s, timeout: 1s}
 """)
@@ -158,9 +158,10 @@ faults:
     assert code == ExitCode.PASS, output
     injected = {e["kind"]: e for e in events(run_dir, "fault_injected")}
     update = injected["container_update"]
-    assert list(update["memory_now"].values()) == ["1g"] and list(update["memory_before"].values()) == ["2g"]
+    assert list(update["memory_now"].values()) == ["1Gi"]
+    assert list(update["memory_before"].values()) == ["2Gi"]
     restored = {e["kind"]: e for e in events(run_dir, "fault_restored")}
-    assert all(r["error"] is None for r in restored.values()), restored  # update restore reads back 2g
+    assert all(r["error"] is None for r in restored.values()), restored  # update restore reads back 2Gi
     outages = {o["kind"]: o for o in summary["containers"]["outages"]}
     assert outages["container_update"]["gone_t"] is None  # a limit change it can live with: no outage
     kill = outages["container_kill"]

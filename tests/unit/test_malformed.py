@@ -35,7 +35,7 @@ def _with(old: str, new: str) -> str:
 
 
 def _alias_bomb() -> str:
-    lines = ['name: edge', 'a0: &a0 ["x","x","x","x","x","x","x","x","x"]']
+    lines = ["name: edge", 'a0: &a0 ["x","x","x","x","x","x","x","x","x"]']
     for i in range(1, 8):
         lines.append(f"a{i}: &a{i} [" + ",".join([f"*a{i - 1}"] * 9) + "]")
     return "\n".join(lines) + "\n" + GOOD.split("\n", 1)[1]
@@ -53,29 +53,68 @@ CASES: list[tuple[str, str, tuple[int, str, str]]] = [
     ("huge-integer", _with("users: 4", "users: " + "9" * 5000), (7, "load.users", "characters")),
     ("complex-key", GOOD + "? [a, b]\n: 1\n", (14, "(top level)", "plain name")),
     ("tab-indent", _with("  users: 4\n", "\tusers: 4\n"), (7, "YAML syntax", "")),
-    ("python-tag", _with("name: edge", "name: !!python/object:os.system x"), (1, "YAML syntax", "constructor")),
+    (
+        "python-tag",
+        _with("name: edge", "name: !!python/object:os.system x"),
+        (1, "YAML syntax", "constructor"),
+    ),
     ("two-documents", GOOD + "---\nname: again\n", (14, "YAML syntax", "another document")),
     # --- silently overridden or ignored
     ("fault-after-load", _with("at: 5s", "at: 25s"), (10, "faults.0.at", "never fire")),
     ("fault-at-load-end", _with("at: 5s", "at: 20s"), (10, "faults.0.at", "never fire")),
-    ("fault-held-past-end", _with("{kind: process_kill, at: 5s, role: server}",
-                                  "{kind: process_freeze, at: 15s, duration: 10s, role: server}"),
-     (10, "faults.0.duration", "after the load ends")),
-    ("fault-count-past-end", _with("at: 5s,", "at: 5s, every: 5s, count: 4,"), (10, "faults.0.count", "after")),
-    ("fault-overlaps-itself", _with("{kind: process_kill, at: 5s, role: server}",
-                                    "{kind: process_freeze, at: 1s, every: 2s, duration: 3s, role: server}"),
-     (10, "faults.0.duration", "restored")),
-    ("jitter-swaps-firings", _with("at: 5s,", "at: 1s, every: 4s, jitter: 3s,"), (10, "faults.0.jitter", "half")),
-    ("window-after-load", _with("max: 0.01}", "max: 0.01, window: {from: 30s}}"), (12, "slo.0.window.from",
-                                                                                    "before")),
-    ("window-ends-after-load", _with("max: 0.01}", "max: 0.01, window: {from: 1s, to: 60s}}"),
-     (12, "slo.0.window.to", "after")),
-    ("window-backwards", _with("max: 0.01}", "max: 0.01, window: {from: 8s, to: 4s}}"),
-     (12, "slo.0.window", "before it starts")),
-    ("faults-window-without-faults", _with("faults:\n  - {kind: process_kill, at: 5s, role: server}\n", "")
-     .replace("max: 0.01}", "max: 0.01, window: faults}"), (10, "slo.0.window", "no faults")),
-    ("abort-grace-past-end", _with("max: 0.01}", "max: 0.01, abort: true, abort_grace: 1h}"),
-     (12, "slo.0.abort_grace", "never abort")),
+    (
+        "fault-held-past-end",
+        _with(
+            "{kind: process_kill, at: 5s, role: server}",
+            "{kind: process_freeze, at: 15s, duration: 10s, role: server}",
+        ),
+        (10, "faults.0.duration", "after the load ends"),
+    ),
+    (
+        "fault-count-past-end",
+        _with("at: 5s,", "at: 5s, every: 5s, count: 4,"),
+        (10, "faults.0.count", "after"),
+    ),
+    (
+        "fault-overlaps-itself",
+        _with(
+            "{kind: process_kill, at: 5s, role: server}",
+            "{kind: process_freeze, at: 1s, every: 2s, duration: 3s, role: server}",
+        ),
+        (10, "faults.0.duration", "restored"),
+    ),
+    (
+        "jitter-swaps-firings",
+        _with("at: 5s,", "at: 1s, every: 4s, jitter: 3s,"),
+        (10, "faults.0.jitter", "half"),
+    ),
+    (
+        "window-after-load",
+        _with("max: 0.01}", "max: 0.01, window: {from: 30s}}"),
+        (12, "slo.0.window.from", "before"),
+    ),
+    (
+        "window-ends-after-load",
+        _with("max: 0.01}", "max: 0.01, window: {from: 1s, to: 60s}}"),
+        (12, "slo.0.window.to", "after"),
+    ),
+    (
+        "window-backwards",
+        _with("max: 0.01}", "max: 0.01, window: {from: 8s, to: 4s}}"),
+        (12, "slo.0.window", "before it starts"),
+    ),
+    (
+        "faults-window-without-faults",
+        _with("faults:\n  - {kind: process_kill, at: 5s, role: server}\n", "").replace(
+            "max: 0.01}", "max: 0.01, window: faults}"
+        ),
+        (10, "slo.0.window", "no faults"),
+    ),
+    (
+        "abort-grace-past-end",
+        _with("max: 0.01}", "max: 0.01, abort: true, abort_grace: 1h}"),
+        (12, "slo.0.abort_grace", "never abort"),
+    ),
     # --- numbers nobody can mean
     ("duration-absurd", _with("duration: 20s", "duration: 100000h"), (8, "load.duration", "limit")),
     ("duration-one-day-plus", _with("duration: 20s", "duration: 25h"), (8, "load.duration", "86400")),
@@ -86,52 +125,126 @@ CASES: list[tuple[str, str, tuple[int, str, str]]] = [
     ("rate-inf-text", _with("  users: 4\n", "  users: 4\n  rate: inf\n"), (8, "load.rate", "finite")),
     ("users-absurd", _with("users: 4", "users: 1000000"), (7, "load.users", "10000")),
     ("users-zero", _with("users: 4", "users: 0"), (7, "load.users", "greater than or equal to 1")),
-    ("spawn-rate-absurd", _with("  users: 4\n", "  users: 4\n  spawn_rate: 1.0e+12\n"),
-     (8, "load.spawn_rate", "10000")),
-    ("request-timeout-absurd", _with("  users: 4\n", "  users: 4\n  request_timeout: 30d\n"),
-     (8, "load.request_timeout", "600")),
-    ("late-after-zero", _with("  users: 4\n", "  users: 4\n  late_after: 0\n"), (8, "load.late_after", "greater")),
+    (
+        "spawn-rate-absurd",
+        _with("  users: 4\n", "  users: 4\n  spawn_rate: 1.0e+12\n"),
+        (8, "load.spawn_rate", "10000"),
+    ),
+    (
+        "request-timeout-absurd",
+        _with("  users: 4\n", "  users: 4\n  request_timeout: 30d\n"),
+        (8, "load.request_timeout", "600"),
+    ),
+    (
+        "late-after-zero",
+        _with("  users: 4\n", "  users: 4\n  late_after: 0\n"),
+        (8, "load.late_after", "greater"),
+    ),
     ("stages-empty", _with("  duration: 20s\n", "  stages: []\n"), (8, "load.stages", "at least 1")),
-    ("stages-too-long", _with("  duration: 20s\n", "  stages: [{duration: 20h, users: 2}, {duration: 20h, users: 4}]\n"),
-     (5, "load", "over the limit")),
-    ("stage-rate-absurd", _with("  duration: 20s\n", "  stages: [{duration: 20s, rate: 1.0e+7}]\n"),
-     (8, "load.stages.0.rate", "100000")),
+    (
+        "stages-too-long",
+        _with("  duration: 20s\n", "  stages: [{duration: 20h, users: 2}, {duration: 20h, users: 4}]\n"),
+        (5, "load", "over the limit"),
+    ),
+    (
+        "stage-rate-absurd",
+        _with("  duration: 20s\n", "  stages: [{duration: 20s, rate: 1.0e+7}]\n"),
+        (8, "load.stages.0.rate", "100000"),
+    ),
     ("negative-threshold", _with("max: 0.01", "max: -1"), (12, "slo.0.threshold", "negative")),
     ("share-over-one", _with("max: 0.01", "max: 5"), (12, "slo.0.threshold", "over 1")),
-    ("percent-over-hundred", _with('"p99_ms < 250"', '"error_rate < 150%"'), (13, "slo.1.threshold", "over 1")),
+    (
+        "percent-over-hundred",
+        _with('"p99_ms < 250"', '"error_rate < 150%"'),
+        (13, "slo.1.threshold", "over 1"),
+    ),
     ("unit-misfit", _with('"p99_ms < 250"', '"error_rate < 5ms"'), (13, "slo.1", "does not fit")),
     ("threshold-unreadable", _with('"p99_ms < 250"', '"p99_ms < fast"'), (13, "slo.1", "cannot read")),
-    ("confidence-one", _with("max: 0.01}", "max: 0.01, confidence: 1}"), (12, "slo.0.confidence", "less than 1")),
+    (
+        "confidence-one",
+        _with("max: 0.01}", "max: 0.01, confidence: 1}"),
+        (12, "slo.0.confidence", "less than 1"),
+    ),
     ("seed-negative", GOOD + "seed: -3\n", (14, "seed", "greater than or equal to 0")),
     ("seed-huge", GOOD + "seed: 99999999999999999999999\n", (14, "seed", "less than or equal")),
     ("repeat-absurd", GOOD + "repeat: 100000\n", (14, "repeat", "100")),
     ("name-too-long", _with("name: edge", "name: " + "e" * 300), (1, "name", "at most 100")),
     ("name-path", _with("name: edge", "name: ../../etc"), (1, "name", "pattern")),
     ("slo-name-newline", _with("max: 0.01}", 'max: 0.01, name: "a\\nb"}'), (12, "slo.0.name", "pattern")),
-    ("startup-timeout-zero", _with("  model: identity\n", "  model: identity\n  startup_timeout: 0\n"),
-     (5, "stack.startup_timeout", "greater than 0")),
-    ("startup-timeout-absurd", _with("  model: identity\n", "  model: identity\n  startup_timeout: 20d\n"),
-     (5, "stack.startup_timeout", "3600")),
-    ("restart-backoff-order", _with("  model: identity\n",
-                                    "  model: identity\n  restart: {policy: on-failure, backoff: 60, max_backoff: 5}\n"),
-     (5, "stack.restart", "below")),
-    ("restarts-absurd", _with("  model: identity\n", "  model: identity\n  restart: {max_restarts: 1000000}\n"),
-     (5, "stack.restart.max_restarts", "1000")),
-    ("metrics-interval-tiny", GOOD + "observe: {metrics_interval: 1ms}\n", (14, "observe.metrics_interval", "0.05")),
-    ("canary-slow-over-timeout", GOOD + "observe: {canary: {slow: 5s, timeout: 2s}}\n",
-     (14, "observe.canary", "below")),
+    (
+        "startup-timeout-zero",
+        _with("  model: identity\n", "  model: identity\n  startup_timeout: 0\n"),
+        (5, "stack.startup_timeout", "greater than 0"),
+    ),
+    (
+        "startup-timeout-absurd",
+        _with("  model: identity\n", "  model: identity\n  startup_timeout: 20d\n"),
+        (5, "stack.startup_timeout", "3600"),
+    ),
+    (
+        "restart-backoff-order",
+        _with(
+            "  model: identity\n",
+            "  model: identity\n  restart: {policy: on-failure, backoff: 60, max_backoff: 5}\n",
+        ),
+        (5, "stack.restart", "below"),
+    ),
+    (
+        "restarts-absurd",
+        _with("  model: identity\n", "  model: identity\n  restart: {max_restarts: 1000000}\n"),
+        (5, "stack.restart.max_restarts", "1000"),
+    ),
+    (
+        "metrics-interval-tiny",
+        GOOD + "observe: {metrics_interval: 1ms}\n",
+        (14, "observe.metrics_interval", "0.05"),
+    ),
+    (
+        "canary-slow-over-timeout",
+        GOOD + "observe: {canary: {slow: 5s, timeout: 2s}}\n",
+        (14, "observe.canary", "below"),
+    ),
     # --- typos get a suggestion
-    ("unknown-key-suggests", _with("  users: 4\n", "  userz: 4\n"), (7, "load.userz", "did you mean 'users'")),
-    ("unknown-stack-key-suggests", _with("  model: identity\n", "  model: identity\n  instnces: 2\n"),
-     (5, "stack.instnces", "did you mean 'instances'")),
-    ("unknown-fault-param-suggests", _with("role: server}", "rol: server}"), (10, "faults.0.rol", "did you mean 'role'")),
-    ("unknown-kind-suggests", _with("kind: triton", "kind: trtion"), (3, "stack.kind", "did you mean 'triton'")),
-    ("unknown-fault-suggests", _with("kind: process_kill", "kind: process_kil"), (10, "faults.0.kind", "did you mean 'process_kill'")),
-    ("unknown-role-suggests", _with("role: server", "role: servr"), (10, "faults.0.role", "did you mean 'server'")),
-    ("unknown-metric-suggests", _with("metric: error_rate", "metric: eror_rate"), (12, "slo.0.metric",
-                                                                                    "did you mean 'error_rate'")),
-    ("unknown-user-suggests", _with("user: triton_http", "user: triton_htp"), (6, "load.user",
-                                                                              "did you mean 'triton_http'")),
+    (
+        "unknown-key-suggests",
+        _with("  users: 4\n", "  userz: 4\n"),
+        (7, "load.userz", "did you mean 'users'"),
+    ),
+    (
+        "unknown-stack-key-suggests",
+        _with("  model: identity\n", "  model: identity\n  instnces: 2\n"),
+        (5, "stack.instnces", "did you mean 'instances'"),
+    ),
+    (
+        "unknown-fault-param-suggests",
+        _with("role: server}", "rol: server}"),
+        (10, "faults.0.rol", "did you mean 'role'"),
+    ),
+    (
+        "unknown-kind-suggests",
+        _with("kind: triton", "kind: trtion"),
+        (3, "stack.kind", "did you mean 'triton'"),
+    ),
+    (
+        "unknown-fault-suggests",
+        _with("kind: process_kill", "kind: process_kil"),
+        (10, "faults.0.kind", "did you mean 'process_kill'"),
+    ),
+    (
+        "unknown-role-suggests",
+        _with("role: server", "role: servr"),
+        (10, "faults.0.role", "did you mean 'server'"),
+    ),
+    (
+        "unknown-metric-suggests",
+        _with("metric: error_rate", "metric: eror_rate"),
+        (12, "slo.0.metric", "did you mean 'error_rate'"),
+    ),
+    (
+        "unknown-user-suggests",
+        _with("user: triton_http", "user: triton_htp"),
+        (6, "load.user", "did you mean 'triton_http'"),
+    ),
     # --- structure
     ("not-a-mapping", "- just\n- a list\n", (1, "(top level)", "mapping")),
     ("empty-file", "", (1, "(top level)", "mapping")),
@@ -146,8 +259,9 @@ def _write(tmp_path: Path, text: str) -> Path:
 
 
 @pytest.mark.parametrize("text, expected", [(t, e) for _, t, e in CASES], ids=[c for c, _, _ in CASES])
-def test_refused_before_anything_starts(tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str,
-                                        expected: tuple[int, str, str]) -> None:
+def test_refused_before_anything_starts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str, expected: tuple[int, str, str]
+) -> None:
     path = _write(tmp_path, text)
     runs = tmp_path / "runs"
     children_before = {p.pid for p in psutil.Process().children(recursive=True)}
