@@ -2,16 +2,25 @@
 
 Every record has `type` (`event`, `second` or `series`) and `t`, seconds on the run clock (0 = the harness
 started this run). A run killed at any point leaves a journal that `harness report` can read.
+
+Listeners (`add_listener`) hear each event as `event()` writes it, after the write: the live
+terminal view (harness.progress) shows faults and crashes from them. They run in the writer's
+greenlet, so they must be quick; one that raises is logged and dropped, never the journal's problem.
 """
 
 import json
+import logging
 import math
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
 JOURNAL_NAME = "journal.jsonl"
+EventListener = Callable[[str, dict[str, Any]], None]  # (event name, the record as written)
+
+log = logging.getLogger(__name__)
 
 
 class Journal:
@@ -19,6 +28,14 @@ class Journal:
         self.path = path
         self.origin = time.monotonic() if clock_origin is None else clock_origin
         self._file: TextIO | None = path.open("a", encoding="utf-8")
+        self._listeners: list[EventListener] = []
+
+    def add_listener(self, listener: EventListener) -> None:
+        self._listeners.append(listener)
+
+    def remove_listener(self, listener: EventListener) -> None:
+        if listener in self._listeners:
+            self._listeners.remove(listener)
 
     def now(self) -> float:
         """Seconds on the run clock."""
@@ -28,7 +45,18 @@ class Journal:
         record = {"type": "event", "event": name, "t": round(self.now(), 4), "wall": time.time()}
         record.update(fields)
         self._write(record)
+        self._tell(name, record)
         return record
+
+    def _tell(self, name: str, record: dict[str, Any]) -> None:
+        # A copy of the list: a listener may remove itself; a copy of the record: none may change
+        # what the caller gets back.
+        for listener in list(self._listeners):
+            try:
+                listener(name, dict(record))
+            except Exception:  # noqa: BLE001 - a display's bug must not lose or stop the journal
+                log.exception("journal listener %r failed on %s; dropped", listener, name)
+                self.remove_listener(listener)
 
     def series(self, name: str, values: dict[str, float], t: float | None = None) -> None:
         """One sample of a named numeric series (e.g. scraped server metrics)."""
@@ -42,6 +70,7 @@ class Journal:
         _put(self._file, record, sync)
 
     def close(self) -> None:
+        self._listeners.clear()  # nothing is written after this: nothing to hear
         if self._file is not None:
             self._file.close()
             self._file = None

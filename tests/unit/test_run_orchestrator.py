@@ -28,6 +28,7 @@ import yaml
 import faults.base
 import harness.users
 from harness.analysis import RunData, measure
+from harness.durations import parse_duration
 from harness.exitcodes import ExitCode
 from harness.progress import Progress
 from harness.restore import read_restore
@@ -113,8 +114,9 @@ def execute(tmp_path: Path) -> Iterator[Callable[..., Outcome]]:
 
 def scenario(marker: Path | None, name: str = "fake", duration: str = "2s", faults: str = "",
              stack: str = "", slo: str = "[]") -> str:
-    """A fake-stack scenario: 4 users for `duration`; with `marker`, a fault held past the end."""
-    held = f'  - {{kind: fake_marker, name: held, at: 0.3, duration: 60s, path: "{marker}"}}'
+    """A fake-stack scenario: 4 users for `duration`; with `marker`, a fault held until its end."""
+    until_end = parse_duration(duration) - 0.3  # a fault may not be held past the load's end
+    held = f'  - {{kind: fake_marker, name: held, at: 0.3, duration: {until_end:g}, path: "{marker}"}}'
     held = held if marker is not None else ""
     return f"""
 name: {name}
