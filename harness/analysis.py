@@ -11,6 +11,7 @@ from harness.features import metric_def
 from harness.journal import JOURNAL_NAME, read_journal
 from harness.journal_compat import upgrade
 from harness.load.recorder import decode_histogram, latency_summary, new_histogram
+from harness.logpatterns import HARNESS, HarnessSignals
 from harness.scenario import Window
 
 # `p99_ms`, `p99.9_ms`: a percentile strictly between 0 and 100 (2 digits before the point).
@@ -173,8 +174,40 @@ def latency_metric(data: RunData, metric: str, window: Window | str) -> Measured
 
 
 def log_metric(data: RunData, metric: str, window: Window | str) -> Measured:
-    """`log.NAME`: the run's matches of a log pattern (the whole run, whatever the window)."""
-    return Measured(float(log_count(data, metric.removeprefix("log."))), 1)
+    """`log.NAME`: the run's matches of a log pattern (the whole run, whatever the window), less
+    the lines that report a signal the harness itself sent: its SIGTERM at the stop is no finding."""
+    name = metric.removeprefix("log.")
+    return Measured(float(max(0, log_count(data, name) - harness_caused(data, name))), 1)
+
+
+def signal_lines(data: RunData) -> list[tuple[dict[str, Any], bool]]:
+    """Each journaled log line that reports a received signal, and whether the harness sent it.
+
+    The watcher's `attribution` decides where the journal has one; otherwise (a journal written
+    by other means) the same rule is applied here to the journal's `signal_sent` events.
+    """
+    sent = HarnessSignals()
+    for event in data.events:
+        if event["event"] == "signal_sent":
+            sent.sent(float(event["t"]), int(event["number"]))
+    lines = []
+    for event in data.events:
+        if event["event"] != "log_match" or event.get("signal") is None:
+            continue
+        attribution = event.get("attribution")
+        if attribution is None:
+            explained = sent.explain(str(event["pattern"]), int(event["signal"]), float(event["t"]))
+            by_harness = explained is not None
+        else:
+            by_harness = attribution == HARNESS
+        lines.append((event, by_harness))
+    return lines
+
+
+def harness_caused(data: RunData, name: str) -> int:
+    """Lines of pattern `name` the harness's own signals caused, counted from this journal's events
+    (a soak cycle's journal holds its own; the watcher's summary counts the whole soak)."""
+    return sum(1 for event, by_harness in signal_lines(data) if by_harness and event["pattern"] == name)
 
 
 def percentile_of(metric: str) -> float | None:

@@ -1,71 +1,155 @@
-"""`harness run|soak|validate|report|cleanup|list`: the command line. Exit codes: harness.exitcodes."""
+"""`harness`: run scenarios against real inference stacks, soak them, judge, report.
+
+Exit codes: harness.exitcodes; the help texts: harness.clihelp; `--json`: harness.clijson;
+`HARNESS_*` defaults: harness.clienv.
+"""
 
 import argparse
 import sys
+import traceback
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, NoReturn
 
+from harness import clihelp, clijson
+from harness.clienv import add_json_option, add_run_options, apply_env, json_requested
 from harness.errors import HarnessError
 from harness.exitcodes import ExitCode
+from harness.listing import CHOICES
 from harness.load.workeropts import add_worker_options
 from harness.soak import cli as soak_cli
 
+ResultFn = Callable[[], clijson.JsonObject]  # the --json object, built once the run has ended
+
+
+class CommandLineError(Exception):
+    """argparse's complaint, raised instead of its exit so that main can answer --json too."""
+
+    def __init__(self, prog: str, message: str, usage: str):
+        super().__init__(message)
+        self.prog, self.message, self.usage = prog, message, usage
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise CommandLineError(self.prog, message, self.format_usage())
+
+
+class _Version(argparse.Action):
+    """--version, worked out only when asked (reading Locust's version costs a metadata look-up)."""
+
+    def __init__(self, option_strings: list[str], dest: str = argparse.SUPPRESS, **kwargs: Any):
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: Any) -> None:
+        print(clihelp.version_line())
+        parser.exit()
+
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
     try:
+        args = _parser().parse_args(argv)
+    except CommandLineError as exc:
+        sys.stderr.write(exc.usage)
+        print(f"{exc.prog}: error: {exc.message}", file=sys.stderr)
+        if json_requested(argv):
+            command = next((a for a in argv if not a.startswith("-")), "")
+            clijson.emit(clijson.error_object(command, exc.message, ExitCode.USAGE_ERROR))
+        return int(ExitCode.USAGE_ERROR)
+    except SystemExit as exc:  # --help, --version: argparse has printed and exits 0
+        return exc.code if isinstance(exc.code, int) else 0
+    return _dispatch(args)
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    try:
+        apply_env(args)
         return int(args.func(args))
     except HarnessError as exc:
-        print(f"harness: {exc}", file=sys.stderr)
-        return int(exc.code)
+        return _failed(args, str(exc), exc.code)
     except KeyboardInterrupt:
-        return int(ExitCode.INTERRUPTED)
+        return _failed(args, "interrupted", ExitCode.INTERRUPTED, human=False)
+    except Exception as exc:  # noqa: BLE001 - a bug: the documented 4, not Python's 1 (that reads as SLO_FAILED)
+        traceback.print_exc()
+        return _failed(args, f"internal error: {exc!r}", ExitCode.INTERNAL_ERROR)
+
+
+def _failed(args: argparse.Namespace, message: str, code: ExitCode, human: bool = True) -> int:
+    """The one human line on stderr; with --json, also the error object on stdout."""
+    if human:
+        print(f"harness: {message}", file=sys.stderr)
+    if getattr(args, "json", False):
+        clijson.emit(clijson.error_object(args.command, message, code))
+    return int(code)
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="harness", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="run a scenario against a real stack and judge it")
+    parser = _Parser(prog="harness", description=clihelp.DESCRIPTION, epilog=clihelp.main_epilog(),
+                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action=_Version, help="print the harness, Python and Locust versions")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    run = _command(sub, "run", "run a scenario against a real stack and judge it")
     run.add_argument("scenario", type=Path)
-    run.add_argument("--runs-dir", type=Path, default=Path("runs"), help="where run folders go")
-    run.add_argument("--no-progress", action="store_true", help="no live progress line")
-    run.add_argument("--seed", type=int, help="replay a run: the seed its journal recorded")
+    add_run_options(run, "run")
     run.add_argument("--repeat", type=int, metavar="M",
                      help="run the scenario M times as one series (overrides its `repeat`; 1: one run)")
+    add_json_option(run)
     add_worker_options(run)
     run.set_defaults(func=cmd_run)
-    worker = sub.add_parser("worker", help="join a distributed run as a load worker (Locust worker)")
+    worker = _command(sub, "worker", "join a distributed run as a load worker (Locust worker)")
     worker.add_argument("--master", required=True, metavar="HOST:PORT",
                         help="the master's address, printed by `harness run --remote-workers`")
     worker.add_argument("--target-host", metavar="HOST",
                         help="reach the stack by this host instead of the one the master uses")
     worker.set_defaults(func=cmd_worker)
-    cleanup = sub.add_parser("cleanup", help="undo what a killed run left: faults, processes")
+    cleanup = _command(sub, "cleanup", "undo what a killed run left: faults, processes")
     cleanup.add_argument("run_dir", type=Path)
     cleanup.set_defaults(func=cmd_cleanup)
-    validate = sub.add_parser("validate", help="check scenario files without running them")
+    validate = _command(sub, "validate", "check scenario files without running them")
     validate.add_argument("scenarios", type=Path, nargs="+")
+    add_json_option(validate)
     validate.set_defaults(func=cmd_validate)
     soak_cli.add_parser(sub)
-    report = sub.add_parser("report", help="rebuild a run's reports from its journal (a soak's too)")
+    report = _command(sub, "report", "rebuild a run's reports from its journal (a soak's too)")
     report.add_argument("run_dir", type=Path)
     report.set_defaults(func=cmd_report)
-    compare = sub.add_parser("compare", help="runs side by side: error window, failed requests, recovery")
+    compare = _command(sub, "compare", "runs side by side: error window, failed requests, recovery")
     compare.add_argument("run_dirs", type=Path, nargs="+")
     compare.add_argument("--html", type=Path, help="also write the comparison as a self-contained page")
     compare.set_defaults(func=cmd_compare)
-    listing = sub.add_parser("list", help="list scenarios, user classes, stacks, models, metrics, features, "
-                                          "exit codes")
-    listing.add_argument("what", nargs="?", default="all",
-                         choices=["all", "scenarios", "users", "stacks", "models", "metrics", "features",
-                                  "exit-codes"])
+    listing = _command(sub, "list", "list scenarios, user classes, stacks, models, metrics, features, "
+                                    "exit codes")
+    listing.add_argument("what", nargs="?", default="all", choices=CHOICES)
     listing.add_argument("--dir", type=Path, default=Path("scenarios"), help="scenario folder")
+    add_json_option(listing)
     listing.set_defaults(func=cmd_list)
+    schema = _command(sub, "schema", "print the scenario format's JSON Schema (for editors and CI)")
+    schema.add_argument("-o", "--output", type=Path, metavar="FILE", help="write it to FILE instead")
+    schema.set_defaults(func=cmd_schema)
+    for name, command in sub.choices.items():
+        clihelp.finish(command, name)
+    return parser
+
+
+def _command(sub: Any, name: str, summary: str) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = sub.add_parser(name, help=summary, description=summary)
     return parser
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    if not args.json:
+        return _run(args)[0]
+    with clijson.human_to_stderr():
+        code, result = _run(args)
+    clijson.emit(result())
+    return code
+
+
+def _run(args: argparse.Namespace) -> tuple[int, ResultFn]:
     import locust  # noqa: F401  - first, so gevent patches the standard library before the rest
 
+    from harness.console import print_slo_table
     from harness.load.workeropts import plan_from_args
     from harness.runner import Run
     from harness.scenario import load_scenario
@@ -73,19 +157,23 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     workers = plan_from_args(args.workers, args.remote_workers, args.master_bind)
     scenario = load_scenario(args.scenario)
+    roots: list[Path] = []  # where each run was made: a series' folder for a series
 
     def make_run(runs_root: Path) -> Run:
+        roots.append(runs_root)
         return Run(scenario, args.scenario, runs_root, progress=not args.no_progress, seed=args.seed,
                    workers=workers)
 
     repeat = series_length(scenario, args.scenario, args.repeat)
     if repeat > 1:  # full runs one after another, judged together (harness.repeat)
-        return run_series(scenario, args.scenario, args.runs_dir, make_run, repeat)
+        code = run_series(scenario, args.scenario, args.runs_dir, make_run, repeat)
+        return code, lambda: clijson.series_object(roots[0] if roots else None, ExitCode(code))
     run = make_run(args.runs_dir)
     print(f"run folder: {run.run_dir}", flush=True)
     verdict, _ = run.execute()
+    print_slo_table(verdict.slos)
     _print_verdict(verdict.word, verdict.code, verdict.reason, run.run_dir)
-    return int(verdict.code)
+    return int(verdict.code), lambda: clijson.run_object(run.run_dir, verdict)
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
@@ -106,17 +194,24 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from harness.scenario import load_scenario
 
     worst = ExitCode.PASS
+    files: list[clijson.JsonObject] = []
     for path in args.scenarios:
         try:
             scenario = load_scenario(path)
-            print(f"ok: {path} ({scenario.name})")
         except HarnessError as exc:
             print(str(exc), file=sys.stderr)
-            worst = exc.code
+            worst = max(worst, exc.code)
+            files.append(clijson.validate_file(path, error=str(exc), code=exc.code))
+            continue
+        print(f"ok: {path} ({scenario.name})", file=sys.stderr if args.json else sys.stdout)
+        files.append(clijson.validate_file(path, name=scenario.name))
+    if args.json:
+        clijson.emit(clijson.validate_object(files, worst))
     return int(worst)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from harness.console import print_slo_table
     from harness.errors import UsageError
     from harness.rundir import SCENARIO_COPY
     from harness.scenario import load_scenario
@@ -130,6 +225,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         return soak_code
     scenario = load_scenario(run_dir / SCENARIO_COPY)
     verdict, _ = write_reports(run_dir, scenario)
+    print_slo_table(verdict.slos)
     _print_verdict(verdict.word, verdict.code, verdict.reason, run_dir)
     return int(verdict.code)
 
@@ -154,12 +250,32 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from harness.listing import sections
+    from harness.listing import section_data, sections
 
+    if args.json:
+        clijson.emit(clijson.list_object(section_data(args.what, args.dir)))
+        return int(ExitCode.PASS)
     for title, lines in sections(args.what, args.dir):
         print(f"{title}:")
         for line in lines:
             print(f"  {line}")
+    return int(ExitCode.PASS)
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    from harness.errors import UsageError
+    from harness.scenario_schema import schema_text
+
+    text = schema_text()
+    if args.output is None:
+        sys.stdout.write(text)
+        return int(ExitCode.PASS)
+    try:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"{args.output}: cannot write the schema: {exc.strerror or exc}") from None
+    print(f"schema: {args.output}")
     return int(ExitCode.PASS)
 
 

@@ -68,7 +68,9 @@ CORE_METRICS: list[MetricDef] = [
     MetricDef("latency percentile of successful requests (e.g. p99_ms, p99.9_ms)", latency_metric,
               pattern=PERCENTILE, display="pNN_ms", interval=percentile_interval),
     *(MetricDef(meaning, _recovery, name=name) for name, meaning in RECOVERY_METRICS.items()),
-    MetricDef("matches of a log pattern (observe.log_patterns and the built-in ones)", log_metric,
+    MetricDef("matches of a log pattern (observe.log_patterns and the built-in ones); for a signal pattern "
+              "(one with a `signal` group) lines caused by a signal the harness itself sent are not counted",
+              log_metric,
               pattern=LOG_METRIC, display="log.NAME"),
     MetricDef("replicas_lost and replica_recovery_s of one replica role (e.g. replicas_lost.worker)",
               _per_role, pattern=PER_ROLE_METRIC, display="replicas_lost.ROLE, replica_recovery_s.ROLE"),

@@ -1,12 +1,16 @@
 """Processes the harness starts, and the only ones it ever signals.
 
 A process is identified by PID *and* creation time, so a recycled PID is never signalled.
+Every signal sent is told to the listeners of `listen_for_signals` (the log watcher journals
+it), so a log line saying "signal received" can be told apart from one the harness caused.
 """
 
+import logging
 import os
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,6 +18,42 @@ from typing import Any
 import psutil
 
 REAP_WAIT_S = 2.0  # longest wait for the reap of a child seen gone
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SentSignal:
+    """A signal the harness sent to a process (or had an engine send, e.g. `docker stop`)."""
+
+    number: int
+    pid: int = 0  # 0: not known on the host
+    name: str = ""  # the process's (or container's) name, where known
+
+
+SignalListener = Callable[[SentSignal], None]
+_signal_listeners: list[SignalListener] = []
+
+
+def listen_for_signals(listener: SignalListener) -> Callable[[], None]:
+    """Call `listener` for every signal the harness sends from now on; returns the unsubscribe."""
+    _signal_listeners.append(listener)
+
+    def unsubscribe() -> None:
+        if listener in _signal_listeners:
+            _signal_listeners.remove(listener)
+
+    return unsubscribe
+
+
+def note_signal(sent: SentSignal) -> None:
+    """Tell the listeners a signal is sent. Call it before anything the signal can cause is read
+    (just after `kill`, or before a blocking `docker stop`): attribution relies on that order."""
+    for listener in list(_signal_listeners):
+        try:
+            listener(sent)
+        except Exception:  # noqa: BLE001 - recording a signal must never keep it from being sent
+            log.exception("signal listener failed")
 
 
 @dataclass(frozen=True)
@@ -47,9 +87,10 @@ class ProcessId:
             return False
         try:
             proc.send_signal(sig)
-            return True
         except psutil.Error:
             return False
+        note_signal(SentSignal(int(sig), self.pid, self.name))
+        return True
 
 
 def _protected_pids() -> set[int]:

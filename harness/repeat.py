@@ -8,6 +8,7 @@ import statistics
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from harness.abort import HELD
 from harness.exitcodes import ExitCode
 from harness.scenario import Scenario, Slo
 
@@ -30,15 +31,23 @@ class Repetition:
     reason: str
     seed: int | None = None
     slos: list[dict[str, Any]] = field(default_factory=list)
+    aborted: dict[str, Any] | None = None  # summary.json's `aborted`: an abort SLO stopped it early
 
     @classmethod
     def from_summary(cls, index: int, summary: dict[str, Any]) -> "Repetition":
         return cls(index, str(summary["run_dir"]), summary["verdict"], int(summary["exit_code"]),
-                   summary["reason"], summary.get("seed"), list(summary.get("slos", [])))
+                   summary["reason"], summary.get("seed"), list(summary.get("slos", [])),
+                   summary.get("aborted"))
 
     @property
     def judged(self) -> bool:
         return self.verdict in JUDGED
+
+    @property
+    def aborted_failed(self) -> bool:
+        """An abort SLO failed in it: the series stops after it (a reproduction that held early,
+        `outcome: held`, is an ordinary repetition)."""
+        return self.aborted is not None and self.aborted.get("outcome") != HELD
 
     @property
     def failed_outside_slos(self) -> bool:
@@ -107,6 +116,13 @@ def decide_series(scenario: Scenario, reps: list[Repetition], repeat: int, slos:
     if unjudged is not None:
         return SeriesVerdict(unjudged.verdict, ExitCode(unjudged.exit_code),
                              f"repetition {unjudged.index}: {unjudged.reason}")
+    aborted = next((r for r in reps if r.aborted_failed), None)
+    if aborted is not None:  # k6's abortOnFail: the failure decided the series, no later run can undo it
+        assert aborted.aborted is not None
+        word = _SERIES_WORD[(scenario.expect, False)]
+        return SeriesVerdict(word, ExitCode.SLO_FAILED,
+                             f"repetition {aborted.index} {aborted.aborted['reason']}; the series stopped "
+                             f"after {len(reps)} of {repeat} repetitions")
     if stopped_by or len(reps) < repeat:
         why = f"stopped by {stopped_by}" if stopped_by else "stopped"
         return SeriesVerdict("interrupted", ExitCode.INTERRUPTED,
@@ -123,6 +139,12 @@ def decide_series(scenario: Scenario, reps: list[Repetition], repeat: int, slos:
     return SeriesVerdict(word, ExitCode.PASS if held else ExitCode.SLO_FAILED, reason)
 
 
+def _aborted(reps: list[Repetition]) -> dict[str, Any] | None:
+    """series.json's `aborted`: the repetition an abort SLO failed in, which ended the series."""
+    rep = next((r for r in reps if r.aborted_failed), None)
+    return None if rep is None or rep.aborted is None else {"repetition": rep.index, **rep.aborted}
+
+
 def judge_series(scenario: Scenario, reps: list[Repetition], repeat: int, series_dir: str,
                  stopped_by: str = "") -> dict[str, Any]:
     """series.json: the verdict, each SLO's N of M, and each repetition."""
@@ -136,6 +158,7 @@ def judge_series(scenario: Scenario, reps: list[Repetition], repeat: int, series
         "series_dir": series_dir,
         "repeat": repeat,
         "completed": len(reps),
+        "aborted": _aborted(reps),
         "verdict": verdict.word,
         "exit_code": int(verdict.code),
         "exit_name": verdict.code.name,

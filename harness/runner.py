@@ -18,6 +18,7 @@ from gevent.event import Event
 
 from faults.base import FaultContext, FaultError
 from harness import __version__
+from harness.abort import AbortWatch
 from harness.errors import StackFailed, UsageError
 from harness.faultrun import FaultRunner
 from harness.features import Feature, Hook, ObserverSetup, RunHooksContext, call_hooks, discover
@@ -77,6 +78,7 @@ class Run:
         self.stop_requested = Event()
         self.stop_signal = ""
         self.show_progress = progress
+        self.progress: Progress | None = None  # the live view while the load runs (harness.progress)
         self.stack: Stack | None = None
         self.driver: LoadDriver | None = None
         self.worker_plan = workers  # None: users run in this process
@@ -238,19 +240,22 @@ class Run:
         self.driver.prepare()  # with workers: until they all joined
         if self.stop_requested.is_set():
             raise Interrupted()
-        progress = Progress(spec.total_duration) if self.show_progress else None
+        progress = self._make_progress(spec.total_duration) if self.show_progress else None
         self.journal.event("load_started", user=spec.user, open_model=spec.open_model,
                            workers=self.worker_plan.expected if self.worker_plan else 0)
         started = self.journal.now()
         self._start_load(started)
         assert self.faults is not None
         self.faults.start(origin=started)
+        abort = AbortWatch.for_run(self.scenario, self.journal)  # None: no SLO says `abort: true`
         while not self.stop_requested.is_set():
             elapsed = self.journal.now() - started
             if elapsed >= spec.total_duration:
                 break
             self.stop_requested.wait(min(TICK_S, spec.total_duration - elapsed))
             self._flush_seconds(progress, elapsed)
+            if abort is not None and abort.check() is not None:
+                break  # `run_aborted` is journaled: the load ends as at its end, the teardown restores
         self._stop_load()
         if progress is not None:
             progress.finish()
@@ -268,6 +273,13 @@ class Run:
                 p99 = record["latency_ms"].get("p99")
                 users = self.driver.user_count if self.driver else 0
                 progress.update(elapsed, record["ok"], errors, p99, users)
+
+    def _make_progress(self, total_s: float) -> Progress:
+        """The live view, made now (it reads `sys.stdout` as it is now) and told every journal event:
+        faults, crashes and restarts show as they are journaled, until the journal closes."""
+        self.progress = Progress(total_s)
+        self.journal.add_listener(self.progress.on_event)
+        return self.progress
 
     def on_load_started(self, driver: LoadDriver, started: float) -> None:
         """The users are running; `started` is the run-clock time the load's clock counts from."""
@@ -297,6 +309,8 @@ class Run:
     def _teardown(self) -> None:
         """Always runs: restore faults, stop load and watchers, stop the stack, close the journal."""
         steps = [
+            # The load loop ends the live view itself; not when it raised: the terminal's cursor comes back.
+            ("ending the live view", lambda: self.progress.finish() if self.progress else None),
             ("restoring faults", lambda: self.faults.stop() if self.faults else None),
             ("stopping load", self._stop_load),
             ("stopping supervisor", self._stop_supervisor),

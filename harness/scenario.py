@@ -16,7 +16,7 @@ from pydantic import (
 )
 
 from harness.errors import UsageError
-from harness.features import all_metrics, metric_def
+from harness.features import all_metrics, describe_metrics, metric_def
 from harness.limits import (
     MAX_FAULTS,
     MAX_FIRINGS,
@@ -187,7 +187,7 @@ class Slo(Strict):
     def _metric_known(cls, value: str) -> str:
         if metric_def(value) is None:
             raise ValueError(f"unknown metric {value!r}{did_you_mean(value, _metric_names())} "
-                             "(`harness list metrics` lists them)")
+                             f"(known: {describe_metrics()})")
         return value
 
     @model_validator(mode="after")
@@ -406,6 +406,8 @@ class Scenario(Strict):
 
     @model_validator(mode="after")
     def _slo_windows_within_run(self) -> "Scenario":
+        from harness.abort import abort_never_fires  # it judges Slo objects: imported once both exist
+
         end = self.load.total_duration
         for i, slo in enumerate(self.slo):
             if slo.window in ("faults", "outside_faults") and not self.faults:
@@ -418,6 +420,12 @@ class Scenario(Strict):
                 if slo.window.end is not None and slo.window.end > end:
                     raise ValueError(f"at slo.{i}.window.to: {slo.window.end:g}s is after the load ends "
                                      f"({end:g}s)")
+            if slo.abort and slo.pass_in is not None:
+                raise ValueError(f"at slo.{i}.abort: an abort stops the series at the first failure, "
+                                 f"which `pass_in: {slo.pass_in.text}` allows; use one or the other")
+            never = abort_never_fires(slo, self.expect) if slo.abort else None
+            if never:
+                raise ValueError(f"at slo.{i}.abort: {never}: it can never stop the run")
             if slo.abort and slo.abort_grace >= end:
                 raise ValueError(f"at slo.{i}.abort_grace: {slo.abort_grace:g}s is not before the load "
                                  f"ends ({end:g}s); the SLO could never abort the run")

@@ -90,8 +90,8 @@ def run_series(scenario: Scenario, scenario_file: Path, runs_root: Path, make_ru
             reps.append(Repetition.from_summary(index, summary))
             print(f"repetition {index}/{repeat}: {verdict.word.upper()} (exit {int(verdict.code)}): "
                   f"{verdict.reason}", flush=True)
-            if not reps[-1].judged:
-                break
+            if not reps[-1].judged or reps[-1].aborted_failed:
+                break  # no verdict, or an abort SLO failed: the series' verdict is decided
         series = judge_series(scenario, reps, repeat, str(series_dir), stop.signal)
         write_series_reports(series_dir, series)
     finally:

@@ -7,6 +7,7 @@ from typing import ClassVar
 import gevent
 from locust import User, constant, task
 
+from harness.load.failures import MESSAGE_CHARS, exception_detail, failure_message
 from harness.load.pacer import Pacer
 from harness.load.target import Target
 
@@ -47,7 +48,7 @@ class HarnessUser(User):
         try:
             outcome = self.send()
         except Exception as exc:  # a user class bug still counts, and must not kill the user
-            outcome = Outcome(type(exc).__name__, 0, str(exc))
+            outcome = Outcome(type(exc).__name__, 0, exception_detail(exc, f"in {type(self).__name__}.send"))
         finished = time.monotonic()
         origin = intended if intended is not None else started
         late = intended is not None and started - intended > self.late_after
@@ -77,4 +78,4 @@ class RequestFailed(Exception):
 def _as_exception(outcome: Outcome) -> Exception | None:
     if outcome.error_kind is None:
         return None
-    return RequestFailed(f"{outcome.error_kind}: {outcome.detail}"[:300])
+    return RequestFailed(failure_message(outcome.error_kind, outcome.detail)[:MESSAGE_CHARS])

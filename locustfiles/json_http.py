@@ -1,12 +1,16 @@
 """The shared HTTP path of JSON-over-HTTP users: one keep-alive connection, one pre-encoded body.
 
 Subclasses say where to POST (`path`), what (`body`), and may reject a 200 whose payload is
-wrong (`check`). Transport errors become error kinds: `timeout`, or the exception's class name.
+wrong (`check`). Transport errors become error kinds: `timeout`, or the exception's class name;
+every failure's message names the request and what came back (harness.load.failures).
 """
+
+from http.client import HTTPException
 
 from geventhttpclient import HTTPClient
 from geventhttpclient.url import URL
 
+from harness.load.failures import exception_detail, http_detail, timeout_detail
 from locustfiles.base import HarnessUser, Outcome
 
 _HEADERS = {"Content-Type": "application/json", "Connection": "keep-alive"}
@@ -35,6 +39,7 @@ class JsonPostUser(HarnessUser):
         )
         self.request_path = self.path()
         self.request_body = self.body()
+        self.request_name = f"POST {self.request_path}"  # for failure messages, made once
 
     def on_stop(self) -> None:
         self.client.close()
@@ -44,10 +49,11 @@ class JsonPostUser(HarnessUser):
             response = self.client.post(self.request_path, body=self.request_body, headers=_HEADERS)
             payload = response.read()
         except TimeoutError:
-            return Outcome("timeout")
-        except OSError as exc:
-            return Outcome(type(exc).__name__, 0, str(exc))
+            return Outcome("timeout", 0, timeout_detail(self.target.request_timeout, self.request_name))
+        except (OSError, HTTPException) as exc:  # refused, reset, closed before the answer
+            return Outcome(type(exc).__name__, 0, exception_detail(exc, self.request_name))
         if response.status_code != 200:
-            detail = payload[:200].decode(errors="replace")  # servers say why, e.g. 507 "Worker died."
+            # Servers say why in the body, e.g. TorchServe's 507 "Worker died."
+            detail = http_detail(self.request_name, response.status_code, payload, response.status_message)
             return Outcome(f"http_{response.status_code}", len(payload), detail)
         return self.check(payload) or Outcome(None, len(payload))

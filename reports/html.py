@@ -136,7 +136,7 @@ def _log_table(patterns: dict[str, Any], origin: float) -> str:
     if not patterns:
         return ""
     rows = "".join(
-        f"<tr><td>{escape(name)}</td><td>{stats['count']}</td>"
+        f"<tr><td>{escape(name)}</td><td>{_log_count(stats)}</td>"
         f"<td>{_rel(stats.get('first_t'), origin)}</td><td>{_rel(stats.get('last_t'), origin)}</td>"
         f"<td><code>{escape(str(stats.get('first_line', ''))[:200])}</code></td></tr>"
         for name, stats in patterns.items()
@@ -145,6 +145,12 @@ def _log_table(patterns: dict[str, Any], origin: float) -> str:
         "<h2>Log patterns seen</h2><table><tr><th>pattern</th><th>count</th><th>first</th>"
         f"<th>last</th><th>first line</th></tr>{rows}</table>"
     )
+
+
+def _log_count(stats: dict[str, Any]) -> str:
+    """The count, and how many of those lines the harness's own signals caused (its stop's SIGTERM)."""
+    harness = min(int(stats.get("harness") or 0), int(stats["count"]))  # a soak cycle's count is rebased
+    return f"{stats['count']} ({harness} from the harness's own signals)" if harness else str(stats["count"])
 
 
 def _rel(t: Any, origin: float) -> str:

@@ -3,16 +3,12 @@
 from typing import Any
 from xml.etree import ElementTree as ET
 
-_NO_VERDICT = ("stack_failed", "error", "interrupted", "incomplete", "usage_error")
+from reports.junit import set_counts, verdict_case
 
 
 def build_series_junit(series: dict[str, Any]) -> bytes:
     slos = series["slos"]
-    suite = ET.Element(
-        "testsuite", name=f"harness.{series['scenario']}.series", tests=str(max(len(slos), 1)),
-        failures=str(sum(1 for s in slos if s["status"] == "failed")), errors="0",
-        skipped=str(sum(1 for s in slos if s["status"] == "undecided")),
-    )
+    suite = ET.Element("testsuite", name=f"harness.{series['scenario']}.series")
     props = ET.SubElement(suite, "properties")
     for key in ("verdict", "exit_name", "series_dir", "repeat", "completed"):
         ET.SubElement(props, "property", name=key, value=str(series[key]))
@@ -25,12 +21,8 @@ def build_series_junit(series: dict[str, Any]) -> bytes:
         elif slo["status"] == "undecided":
             ET.SubElement(case, "skipped", message=f"undecided: {summary}")
         ET.SubElement(case, "system-out").text = f"{summary}\n{_runs_text(slo)}"
-    if series["verdict"] in _NO_VERDICT or not slos:
-        case = ET.SubElement(suite, "testcase", classname=series["scenario"], name="series")
-        if series["verdict"] in _NO_VERDICT:
-            error = ET.SubElement(case, "error", message=series["reason"], type=series["verdict"])
-            error.text = series["reason"]
-            suite.set("errors", "1")
+    verdict_case(suite, series["scenario"], "series", series)
+    set_counts(suite)
     return ET.tostring(suite, encoding="utf-8", xml_declaration=True)
 
 

@@ -4,7 +4,8 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from harness.analysis import RunData
+from harness.abort import story_line
+from harness.analysis import RunData, signal_lines
 from harness.features import Phrase
 
 
@@ -19,6 +20,13 @@ def _exited(e: dict[str, Any]) -> str | None:
     return f"{e['role']} process {e['pid']} exited ({how})"
 
 
+def _log_match(e: dict[str, Any]) -> str:
+    where = f"'{e['pattern']}' in the {e.get('role')} log"
+    nth = e.get("nth") or 1  # signal patterns journal every line, others only their first
+    line = _short(e.get("line"))
+    return f"first {where}: {line}" if nth == 1 else f"{where} (match {nth}): {line}"
+
+
 def _short(line: Any) -> str:
     """A log line without the source-file prefix C++ loggers put first."""
     return re.sub(r"File: \S+:\d+ ", "", str(line))[:120]
@@ -29,7 +37,7 @@ _PHRASES: dict[str, Phrase] = {
     "load_started": lambda e: f"load started ({e.get('user')})",
     "fault_injected": lambda e: f"fault {e['id']} injected: {e.get('name') or e['kind']}",
     "fault_failed": lambda e: f"fault {e['id']} failed: {e.get('error')}",
-    "log_match": lambda e: f"first '{e['pattern']}' in the {e.get('role')} log: {_short(e.get('line'))}",
+    "log_match": _log_match,
     "process_exited": _exited,
     "hang_detected": lambda e: (
         f"{e['role']} process {e['pid']} alive ({e.get('process_status')}) but not answering its health probe"
@@ -46,6 +54,7 @@ _PHRASES: dict[str, Phrase] = {
     "liveness_kill": lambda e: f"liveness timeout: {e.get('role')} {e.get('pid')} killed",
     "load_stopped": lambda e: "load stopped",
     "interrupted": lambda e: f"run interrupted by {e.get('signal')}",
+    "run_aborted": story_line,
     "stack_failed": lambda e: f"stack failed: {e.get('error')}",
 }
 MAX_LINES = 25
@@ -63,8 +72,12 @@ def story(data: RunData, feature_phrases: Iterable[Mapping[str, Phrase]] = ()) -
     for more in feature_phrases:
         phrases.update(more)
     origin = data.load_start or 0.0
+    # A line reporting a signal the harness sent (its SIGTERM at the stop) is not the server's story.
+    harness_caused = {id(event) for event, by_harness in signal_lines(data) if by_harness}
     lines = []
     for event in data.events:
+        if id(event) in harness_caused:
+            continue
         phrase = phrases.get(event["event"])
         text = phrase(event) if phrase else None
         if text and event["event"] in _WITH_REQUEST_COUNT:

@@ -3,9 +3,11 @@
 from pathlib import Path
 from typing import Any
 
-from harness.analysis import RunData, log_patterns_seen, totals
+from harness.abort import aborted_summary
+from harness.analysis import RunData, log_patterns_seen, signal_lines, totals
 from harness.faultimpact import fault_impacts
 from harness.features import ReportSection, SectionContext, report_sections
+from harness.logpatterns import signal_name
 from harness.scenario import Scenario
 from harness.verdict import Verdict
 from reports.story import story
@@ -33,6 +35,7 @@ def build_summary(run_dir: Path, scenario: Scenario, data: RunData, verdict: Ver
         "exit_code": int(verdict.code),
         "exit_name": verdict.code.name,
         "reason": verdict.reason,
+        "aborted": aborted_summary(data),  # null, or why and when an abort SLO stopped the run
         "stack": {
             "kind": scenario.stack.kind,
             "startup_s": ready.get("startup_s"),
@@ -108,6 +111,26 @@ def findings(data: RunData) -> list[str]:
         elif event["event"] == "load_worker_lost":
             found.append(f"t={event['t']:.1f}s: load worker {event['index']} stopped answering; its users"
                          " and its last unsent second are missing from then on, so the load was lower")
+    return found + _signal_findings(data)
+
+
+def _signal_findings(data: RunData) -> list[str]:
+    """Log lines reporting a signal the harness did not send, one finding per log and signal. A
+    line several patterns match (`signal_11`, `signal_any`) counts once; the harness's own
+    signals (its SIGTERM at the stop) are no finding at all."""
+    seen: set[tuple[float, str, str]] = set()
+    groups: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    for event, by_harness in signal_lines(data):
+        key = (float(event["t"]), str(event.get("role")), str(event.get("line")))
+        if by_harness or key in seen:
+            continue
+        seen.add(key)
+        groups.setdefault((key[1], int(event["signal"])), []).append(event)
+    found = []
+    for (role, number), events in groups.items():
+        times = f" ({len(events)} lines)" if len(events) > 1 else ""
+        found.append(f"t={events[0]['t']:.1f}s: the {role} log reports {signal_name(number)}, which the"
+                     f" harness did not send: {str(events[0].get('line'))[:120]}{times}")
     return found
 
 

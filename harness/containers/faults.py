@@ -33,6 +33,7 @@ from harness.containers.capability import RunsContainers
 from harness.containers.engine import connect
 from harness.containers.sizes import memory_size, show_size
 from harness.process_faults.faults import signal_number
+from harness.procs import SentSignal, note_signal
 from harness.sizes import Size
 from harness.specbase import Duration
 
@@ -197,8 +198,15 @@ class ContainerRestart(ContainerFault):
 
     def inject(self, ctx: FaultContext, plan: dict[str, Any]) -> dict[str, Any]:
         timeout = math.ceil(plan["timeout"])
+        _note_engine_signal(self._targets(plan), signal.SIGTERM)  # what `docker restart` sends first
         names = self._in_background(plan, lambda c: c.restart(timeout=timeout))
         return {"restarting": names, "stop_timeout_s": timeout}
+
+
+def _note_engine_signal(containers: list[Any], number: int) -> None:
+    """Before the engine signals: the server's log line about it must find the harness as sender."""
+    for container in containers:
+        note_signal(SentSignal(int(number), 0, str(getattr(container, "name", ""))))
 
 
 class ContainerStop(ContainerFault):
@@ -213,6 +221,7 @@ class ContainerStop(ContainerFault):
 
     def inject(self, ctx: FaultContext, plan: dict[str, Any]) -> dict[str, Any]:
         timeout = math.ceil(plan["timeout"])
+        _note_engine_signal(self._targets(plan), signal.SIGTERM)  # what `docker stop` sends first
         names = self._in_background(plan, lambda c: c.stop(timeout=timeout))
         return {"stopping": names, "stop_timeout_s": timeout}
 
@@ -246,6 +255,7 @@ class ContainerKill(ContainerFault):
     def inject(self, ctx: FaultContext, plan: dict[str, Any]) -> dict[str, Any]:
         containers = self._targets(plan)
         for container in containers:
+            _note_engine_signal([container], signal_number(plan["signal"]))
             container.kill(signal=plan["signal"])
         return {"signalled": [c.name for c in containers], "signal": plan["signal"]}
 

@@ -8,14 +8,16 @@ runs against any such server (`stack: {kind: external, url: ..., model: ...}`), 
 
 import json
 import time
+from http.client import HTTPException
 from typing import Any
 
 from geventhttpclient import HTTPClient
 from geventhttpclient.url import URL
 
 from harness.llm.openai_settings import OpenAISettings
-from harness.llm.openai_stream import StreamAccount, error_message, request_body, unary_result
+from harness.llm.openai_stream import Failure, StreamAccount, error_message, request_body, unary_result
 from harness.llm.target import LlmTarget
+from harness.load.failures import exception_detail, http_detail, timeout_detail, wrong_answer_detail
 from locustfiles.base import HarnessUser, Outcome
 
 _HEADERS = {"Content-Type": "application/json", "Connection": "keep-alive"}
@@ -36,6 +38,7 @@ class OpenAIUser(HarnessUser):
         self.client = HTTPClient(url.host, url.port, concurrency=1, connection_timeout=timeout,
                                  network_timeout=timeout)
         self.path = PATHS[self.settings.api]
+        self.request_name = f"POST {self.path}"  # for failure messages, made once
         stack_extra = self.target.extra_body if isinstance(self.target, LlmTarget) else {}
         self.body = json.dumps(request_body(self.settings, self.target.model, stack_extra)).encode()
 
@@ -48,18 +51,29 @@ class OpenAIUser(HarnessUser):
             response = self.client.post(self.path, body=self.body, headers=_HEADERS)
             if response.status_code != 200:
                 payload = response.read()
-                return Outcome(f"http_{response.status_code}", len(payload), _http_error(payload))
+                detail = http_detail(self.request_name, response.status_code, _http_error(payload),
+                                     response.status_message)
+                return Outcome(f"http_{response.status_code}", len(payload), detail)
             if self.settings.stream:
                 return self._read_stream(response, sent_at)
             payload = response.read()
         except TimeoutError:
-            return Outcome("timeout", 0, f"no answer within {self.target.request_timeout:g}s")
-        except OSError as exc:
-            return Outcome(type(exc).__name__, 0, str(exc))
+            return Outcome("timeout", 0, timeout_detail(self.target.request_timeout, self.request_name))
+        except (OSError, HTTPException) as exc:  # refused, reset, closed mid-answer
+            return Outcome(type(exc).__name__, 0, exception_detail(exc, self.request_name))
         failure, measures = unary_result(payload, sent_at, time.monotonic())
         if failure is not None:
-            return Outcome(failure[0], len(payload), failure[1])
+            return Outcome(failure[0], len(payload), self._failure_detail(failure, payload))
         return Outcome(None, len(payload), measures=measures)
+
+    def _failure_detail(self, failure: Failure, payload: bytes = b"") -> str:
+        """A 200 that delivered no complete answer, said with the request it answered."""
+        kind, message = failure
+        if kind == "bad_json":
+            return wrong_answer_detail(self.request_name, "the body is not JSON", payload)
+        if kind == "stream_error":
+            message = f"the server reported an error: {message or '(no message)'}"
+        return f"{self.request_name} -> 200 OK, but {message or kind}"
 
     def _read_stream(self, response: Any, sent_at: float) -> Outcome:
         account = StreamAccount(sent_at)
@@ -73,7 +87,7 @@ class OpenAIUser(HarnessUser):
         finished_at = time.monotonic()
         failure = account.failure()
         if failure is not None:
-            return Outcome(failure[0], length, failure[1])
+            return Outcome(failure[0], length, self._failure_detail(failure))
         return Outcome(None, length, measures=account.measures(finished_at))
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from hdrh.histogram import HdrHistogram
 
+from harness.load.failures import MESSAGE_CHARS
 from harness.load.measures import measures_record, new_measure_histogram, record_measures
 
 # Latency is recorded in microseconds, 1 us .. 1 h, 3 significant digits.
@@ -158,7 +159,7 @@ class Recorder:
             bucket.error_span = [now, now]
         bucket.errors[error_kind] += 1
         if message and error_kind not in bucket.messages:
-            bucket.messages[error_kind] = message[:300]
+            bucket.messages[error_kind] = message[:MESSAGE_CHARS]
 
     def merge(self, record: dict[str, Any]) -> None:
         """Add a second recorded elsewhere (a load worker) into this recorder's bucket for it."""

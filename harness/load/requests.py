@@ -2,6 +2,7 @@
 
 from typing import Any
 
+from harness.load.failures import failure_message
 from harness.load.recorder import Recorder
 
 
@@ -17,5 +18,7 @@ class RequestListener:
             kind = type(exception).__name__
         late = bool(context and context.get("late"))
         message = str(exception) if exception is not None else ""
+        if kind is not None and not message.strip():  # a user class that said nothing: say so
+            message = failure_message(kind, "")
         measures = context.get("measures") if context else None
         self.recorder.record(response_time / 1000.0, kind, late, message, measures)

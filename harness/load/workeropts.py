@@ -8,6 +8,9 @@ from dataclasses import dataclass
 
 from harness.errors import UsageError
 
+# The default of --workers, for CI that runs every scenario distributed (read by harness.clienv).
+WORKERS_ENV = "HARNESS_WORKERS"
+
 
 @dataclass
 class WorkerPlan:
@@ -26,8 +29,10 @@ class WorkerPlan:
 
 def add_worker_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("distributed load (Locust master/worker)")
-    group.add_argument("--workers", type=int, default=0, metavar="N",
-                       help="run the users in N local worker processes; this process is the master")
+    # No argparse default: None is "not given", so the environment's default can fill it (clienv).
+    group.add_argument("--workers", type=int, default=None, metavar="N",
+                       help="run the users in N local worker processes; this process is the master "
+                            f"(default: ${WORKERS_ENV}, else 0: no workers)")
     group.add_argument("--remote-workers", type=int, default=0, metavar="K",
                        help="also wait for K workers started elsewhere with `harness worker --master`")
     group.add_argument("--master-bind", metavar="HOST:PORT",

@@ -5,6 +5,11 @@ the watcher read the line, at most `interval_s` after it was written), and the f
 line. The journal gets a `log_match` event the first time each pattern matches and a
 `log_matches` series sample (every pattern's count) at most once a second, when a count changed.
 
+A pattern with a `signal` group (harness.logpatterns) gets a `log_match` for every line, up to
+MAX_SIGNAL_EVENTS, with the signal's number and its `attribution`: `harness` when the harness
+had just sent that signal (the watcher journals each one it sends as `signal_sent`), else
+`unattributed`. The summary counts the harness's lines per pattern (`harness`).
+
 Files are read in binary chunks from where the last read stopped, never re-read: a pattern that
 matches 100k lines costs one `finditer` pass over the chunk. A file that does not exist yet is
 picked up when it appears; a partial last line waits for its newline (until `stop()`, which
@@ -14,7 +19,7 @@ under the same name (rotation) is read to its end, then the new one from its sta
 
 import os
 import re
-from collections.abc import Generator, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -22,8 +27,17 @@ from typing import IO, Any
 import gevent
 from gevent import Greenlet
 
-from harness.logpatterns import DEFAULT_LOG_PATTERNS
+from harness.logpatterns import (
+    DEFAULT_LOG_PATTERNS,
+    HARNESS,
+    SIGNAL_GROUP,
+    UNATTRIBUTED,
+    HarnessSignals,
+    signal_name,
+    signal_number,
+)
 from harness.observers.base import Observer, ObserverContext
+from harness.procs import SentSignal, listen_for_signals
 
 SERIES_NAME = "log_matches"
 
@@ -34,6 +48,7 @@ MAX_LINE_BYTES = 1 << 20  # a "line" longer than this without a newline is match
 READ_BUDGET_BYTES = 16 << 20  # per file per poll, so a huge backlog cannot stall the run loop
 MAX_LINE_CHARS = 2000  # of a first matching line kept in the journal
 MAX_GROUP_VALUES = 50  # distinct first-group values counted per pattern (e.g. signal numbers)
+MAX_SIGNAL_EVENTS = 1000  # `log_match` events per signal pattern; later lines are only counted
 
 
 class FileTail:
@@ -143,6 +158,8 @@ class PatternStats:
     first_role: str | None = None
     roles: dict[str, int] = field(default_factory=dict)
     values: dict[str, int] = field(default_factory=dict)  # first capture group -> lines
+    harness: int = 0  # lines that report a signal the harness itself had just sent
+    journaled: int = 0  # `log_match` events written for this pattern
 
     def summary(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -156,6 +173,8 @@ class PatternStats:
             data["roles"] = dict(self.roles)
         if self.values:
             data["values"] = dict(self.values)
+        if self.harness:
+            data["harness"] = self.harness
         return data
 
 
@@ -220,6 +239,8 @@ class LogWatcher(Observer):
         self.lines = 0
         self.series_due: float | None = None  # run clock, on a grid of series_interval_s
         self.series_counts: dict[str, int] = {}
+        self.harness_signals = HarnessSignals()
+        self._unlisten: Callable[[], None] | None = None  # while subscribed to the signals sent
 
     def start(self, ctx: ObserverContext) -> None:
         self.attach(ctx)
@@ -229,6 +250,16 @@ class LogWatcher(Observer):
         """Everything `start` does but the greenlet: the caller drives `poll()` itself."""
         self.ctx = ctx
         self._follow(self.files if self.files is not None else ctx.stack.log_files())
+        if self._unlisten is None:
+            self._unlisten = listen_for_signals(self._on_signal_sent)
+
+    def _on_signal_sent(self, sent: SentSignal) -> None:
+        """Journal a signal the harness sent, and remember it to explain the line it causes."""
+        if self.ctx is None:
+            return
+        record = self.ctx.journal.event("signal_sent", signal=signal_name(sent.number), number=sent.number,
+                                        pid=sent.pid, process=sent.name)
+        self.harness_signals.sent(float(record["t"]), sent.number)
 
     def _follow(self, files: Mapping[str, Path]) -> None:
         for role, path in files.items():
@@ -277,12 +308,17 @@ class LogWatcher(Observer):
         assert self.ctx is not None
         matched = 0
         grouped = pattern.groups > 0
+        reports_signal = SIGNAL_GROUP in pattern.groupindex
         for start, found in match_lines(pattern, text):
             matched += 1
-            if stats.first_line is None:
+            first = stats.first_line is None
+            if first:
                 stats.first_line = _line_at(text, start)
                 stats.first_role = role
                 stats.first_t = now
+            if reports_signal:
+                self._signal_line(stats, role, _line_at(text, start), found, now, stats.count + matched)
+            elif first:
                 self.ctx.journal.event("log_match", pattern=stats.name, role=role, line=stats.first_line)
             if grouped:
                 value = found.group(1)
@@ -291,6 +327,23 @@ class LogWatcher(Observer):
         stats.count += matched
         stats.roles[role] = stats.roles.get(role, 0) + matched
         stats.last_t = now
+
+    def _signal_line(self, stats: PatternStats, role: str, line: str, found: re.Match[str], now: float,
+                     nth: int) -> None:
+        """A line saying a process received a signal: the harness's doing, or a finding."""
+        assert self.ctx is not None
+        number = signal_number(found.group(SIGNAL_GROUP))
+        sent_t = None if number is None else self.harness_signals.explain(stats.name, number, now)
+        if sent_t is not None:
+            stats.harness += 1
+        if stats.journaled >= MAX_SIGNAL_EVENTS:
+            return
+        stats.journaled += 1
+        fields: dict[str, Any] = {"signal": number, "nth": nth,
+                                  "attribution": UNATTRIBUTED if sent_t is None else HARNESS}
+        if sent_t is not None:
+            fields["sent_t"] = sent_t
+        self.ctx.journal.event("log_match", pattern=stats.name, role=role, line=line, **fields)
 
     def counts(self) -> dict[str, int]:
         return {name: stats.count for name, stats in self.stats.items()}
@@ -313,6 +366,9 @@ class LogWatcher(Observer):
             self.greenlet = None
         if self.ctx is not None:
             self.poll(final=True)
+        if self._unlisten is not None:  # after the final read: the stop's signals explain its lines
+            self._unlisten()
+            self._unlisten = None
         for tail in self.tails.values():
             tail.close()
         return {

@@ -5,27 +5,31 @@ Imports nothing heavy at module level: the parser is built for every `harness` c
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.exitcodes import ExitCode
 
+if TYPE_CHECKING:
+    from harness.clijson import VerdictLike
+
 
 def add_parser(sub: Any) -> None:
-    soak = sub.add_parser("soak", help="repeat a scenario's load and fault cycle for hours, stack kept up")
+    from harness.clienv import add_json_option, add_run_options
+    from harness.load.workeropts import add_worker_options
+
+    summary = "repeat a scenario's load and fault cycle for hours, stack kept up"
+    soak = sub.add_parser("soak", help=summary, description=summary)
     soak.add_argument("scenario", type=Path)
     soak.add_argument("--for", dest="for_", required=True, metavar="DURATION",
                       help="how long to soak: 90s, 10m, 8h, 1h30m (the last cycle may be cut short)")
-    soak.add_argument("--runs-dir", type=Path, default=Path("runs"), help="where run folders go")
-    soak.add_argument("--no-progress", action="store_true", help="no live progress line")
-    soak.add_argument("--seed", type=int, help="replay a soak: the seed its journal recorded")
+    add_run_options(soak, "soak")
     soak.add_argument("--warmup", metavar="DURATION",
                       help="leave RSS samples this soon after the start out of slopes (default: one cycle)")
     soak.add_argument("--max-rss-slope-mb-per-h", type=float, metavar="X",
                       help="fail the soak when the target's RSS grows faster than X MB/hour (leak)")
     soak.add_argument("--max-p99-drift-ms", type=float, metavar="X",
                       help="fail the soak when the last cycles' p99 exceeds the first ones' by over X ms")
-    from harness.load.workeropts import add_worker_options
-
+    add_json_option(soak)
     add_worker_options(soak)
     soak.set_defaults(func=cmd_soak)
 
@@ -44,6 +48,17 @@ def _duration(flag: str, text: str, positive: bool = True) -> float:
 
 
 def cmd_soak(args: argparse.Namespace) -> int:
+    if not args.json:
+        return _soak(args)[0]
+    from harness import clijson
+
+    with clijson.human_to_stderr():  # the verdict lines to stderr, the object alone on stdout
+        code, run_dir, verdict = _soak(args)
+    clijson.emit(clijson.soak_object(run_dir, verdict))
+    return code
+
+
+def _soak(args: argparse.Namespace) -> "tuple[int, Path, VerdictLike]":
     for_s = _duration("--for", args.for_)
     warmup_s = None if args.warmup is None else _duration("--warmup", args.warmup, positive=False)
 
@@ -68,8 +83,11 @@ def cmd_soak(args: argparse.Namespace) -> int:
     print(f"soak: {run.plan.cycles} cycle(s) of {format_duration(run.plan.cycle_s)} "
           f"for {format_duration(for_s)}", flush=True)
     verdict, _ = run.execute()
+    from harness.console import print_slo_table
+
+    print_slo_table(verdict.slos)
     _print(verdict.word, verdict.code, verdict.reason, run.run_dir)
-    return int(verdict.code)
+    return int(verdict.code), run.run_dir, verdict
 
 
 def report_soak(run_dir: Path) -> int | None:

@@ -69,6 +69,7 @@ def compact_record(cycle_path: Path, run_dir: Path, data: RunData, summary: dict
         "exit_code": summary["exit_code"],
         "reason": summary["reason"],
         "slos_failed": [s["name"] for s in summary["slos"] if not s["passed"]],
+        "aborted": summary.get("aborted"),  # an abort SLO ended the soak in this cycle (harness.abort)
         "requests": totals["requests"],
         "ok": totals["ok"],
         "errors": totals["errors"],

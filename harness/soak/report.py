@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree as ET
 
+from harness.abort import HELD
 from harness.analysis import RunData
 from harness.exitcodes import ExitCode
 from harness.journal import JOURNAL_NAME, read_journal
@@ -21,6 +22,7 @@ from harness.soak.cycle import finish_cycle
 from harness.soak.index import cycle_dirs, read_records
 from harness.verdict import Verdict
 from reports.build import write_reports
+from reports.junit import set_counts, verdict_case
 
 SCHEMA = "serving-harness/soak/v1"
 SETTINGS_EVENT = "soak_started"
@@ -99,6 +101,7 @@ def soak_summary(run_dir: Path, scenario: Scenario, settings: SoakSettings,
         "cycles_done": sum(1 for r in records if r.get("complete") and r["verdict"] not in STOPPED),
         "cycles_failed": [r["cycle"] for r in records if failed_cycle(r)],
         "cycles_partial": [r["cycle"] for r in records if r.get("partial") and r["verdict"] not in STOPPED],
+        "aborted": aborted_cycle(records),
         "totals": trend.totals(records),
         "target_rss": trend.rss_trend(target, settings.warmup_s).to_dict(),
         "harness_rss": trend.rss_trend(harness, settings.warmup_s).to_dict(),
@@ -110,8 +113,19 @@ def soak_summary(run_dir: Path, scenario: Scenario, settings: SoakSettings,
 
 
 def failed_cycle(record: dict[str, Any]) -> bool:
-    """A cycle whose SLOs failed; the last one, cut short at `--for`, is shown but not judged."""
-    return record["verdict"] in ("fail", "not_reproduced") and not record.get("partial")
+    """A cycle whose SLOs failed; the last one, cut short at `--for`, is shown but not judged, unless
+    an abort SLO cut it short: that cycle failed, and ended the soak."""
+    return record["verdict"] in ("fail", "not_reproduced") and (not record.get("partial") or _aborted(record))
+
+
+def _aborted(record: dict[str, Any]) -> bool:
+    return bool(record.get("aborted")) and record["aborted"].get("outcome") != HELD
+
+
+def aborted_cycle(records: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """soak.json's `aborted`: the cycle an abort SLO stopped the soak in, and why (None: it did not)."""
+    record = next((r for r in records if r.get("aborted")), None)
+    return None if record is None else {"cycle": record["cycle"], **record["aborted"]}
 
 
 def limit_results(soak: dict[str, Any], settings: SoakSettings) -> list[SloResult]:
@@ -155,10 +169,20 @@ def soak_verdict(scenario: Scenario, main: RunData, records: list[dict[str, Any]
                   f"{soak['cycles_done']} complete{'; ' + failed if failed else ''})")
         return Verdict("interrupted" if stopped[0]["verdict"] == "interrupted" else "incomplete",
                        ExitCode.INTERRUPTED, reason, limits)
+    aborted = soak.get("aborted")
+    early = "" if aborted is None else \
+        f"cycle {aborted['cycle']} of {settings.cycles}: {aborted['reason']}; the soak ended there"
+    if aborted is not None and aborted.get("outcome") != HELD:  # an abort SLO failed: the soak did
+        return Verdict("fail", ExitCode.SLO_FAILED, _joined(early, failed), limits)
     if failed:
-        return Verdict("fail", ExitCode.SLO_FAILED, failed, limits)
+        return Verdict("fail", ExitCode.SLO_FAILED, _joined(failed, early), limits)
     held = f"; {len(limits)} soak limit(s) held" if limits else ""
-    return Verdict("pass", ExitCode.PASS, f"{len(records)} cycle(s), every cycle's SLOs held{held}", limits)
+    passed = f"{len(records)} cycle(s), every cycle's SLOs held{held}"
+    return Verdict("pass", ExitCode.PASS, _joined(passed, early), limits)
+
+
+def _joined(*parts: str) -> str:
+    return "; ".join(part for part in parts if part)
 
 
 def _failed_text(cycles: list[int], limits: list[SloResult]) -> str:
@@ -171,26 +195,21 @@ def _failed_text(cycles: list[int], limits: list[SloResult]) -> str:
 
 
 def build_soak_junit(soak: dict[str, Any]) -> bytes:
-    """One test case per cycle and per soak limit."""
+    """One test case per cycle and per soak limit (and the soak's own where they do not show its verdict)."""
     suite = ET.Element("testsuite", name=f"harness.soak.{soak['scenario']}")
-    failures = errors = 0
     for row in soak["cycles"]:
         case = ET.SubElement(suite, "testcase", classname=soak["scenario"], name=f"cycle {row['cycle']:04d}")
-        if row.get("partial") and row["verdict"] not in STOPPED:
+        if row.get("partial") and row["verdict"] not in STOPPED and not _aborted(row):
             ET.SubElement(case, "skipped", message="cut short at --for: not judged")
         elif row["verdict"] in ("fail", "not_reproduced"):
-            failures += 1
             ET.SubElement(case, "failure", message=row["reason"], type="SloFailed").text = row["reason"]
         elif row["verdict"] not in ("pass", "reproduced"):
-            errors += 1
             ET.SubElement(case, "error", message=row["reason"], type=row["verdict"]).text = row["reason"]
     for limit in soak.get("limits", []):
         case = ET.SubElement(suite, "testcase", classname=soak["scenario"], name=limit["name"])
         if not limit["passed"]:
-            failures += 1
             ET.SubElement(case, "failure", message=limit["detail"], type="SloFailed").text = limit["detail"]
-    suite.set("tests", str(max(len(suite), 1)))
-    suite.set("failures", str(failures))
-    suite.set("errors", str(errors))
+    verdict_case(suite, soak["scenario"], "soak", soak)
+    set_counts(suite)
     suite.set("time", str(soak["totals"].get("duration_s") or 0))
     return ET.tostring(suite, encoding="utf-8", xml_declaration=True)

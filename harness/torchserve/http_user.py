@@ -6,6 +6,7 @@ body is counted as an error (`wrong_answer`), not as a success.
 
 import json
 
+from harness.load.failures import wrong_answer_detail
 from harness.torchserve.target import TorchServeTarget
 from locustfiles.base import Outcome
 from locustfiles.json_http import JsonPostUser
@@ -32,7 +33,8 @@ class TorchServeHttpUser(JsonPostUser):
 
     def check(self, payload: bytes) -> Outcome | None:
         if self.check_echo and not self._echoed(payload):
-            return Outcome("wrong_answer", len(payload), payload[:200].decode(errors="replace"))
+            detail = wrong_answer_detail(self.request_name, "not the request echoed back", payload)
+            return Outcome("wrong_answer", len(payload), detail)
         return None
 
     def _echoed(self, payload: bytes) -> bool:

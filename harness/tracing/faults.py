@@ -10,7 +10,6 @@ from harness.stacks.base import Stack
 from harness.tracing import COLLECTOR, TakesTraceOverrides
 from harness.tracing.settings import TraceSettingsClient, normalize
 
-
 # What each setting Triton changes at run time may be: a bad one would be a 400 mid-run.
 _MINIMUM = {"trace_rate": 0, "trace_count": -1, "log_frequency": 0}
 _LEVELS = {"OFF", "TIMESTAMPS", "TENSORS"}

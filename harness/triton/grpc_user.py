@@ -5,6 +5,7 @@ import numpy as np
 import tritonclient.grpc as grpcclient
 from tritonclient.utils import InferenceServerException
 
+from harness.load.failures import grpc_detail, timeout_detail
 from locustfiles.base import HarnessUser, Outcome
 
 grpc_gevent.init_gevent()  # grpc's own threads would otherwise block the gevent loop
@@ -22,6 +23,7 @@ class TritonGrpcUser(HarnessUser):
         tensor = grpcclient.InferInput(self.target.input_name, list(self.target.shape), "FP32")
         tensor.set_data_from_numpy(data.reshape(self.target.shape))
         self.inputs = [tensor]
+        self.call_name = f"gRPC ModelInfer {self.target.model}"  # for failure messages, made once
 
     def on_stop(self) -> None:
         self.client.close()
@@ -33,6 +35,10 @@ class TritonGrpcUser(HarnessUser):
             )
         except InferenceServerException as exc:
             status = str(exc.status() or "error").removeprefix("StatusCode.")
-            return Outcome(f"grpc_{status}", 0, str(exc.message())[:200])
+            if status == "DEADLINE_EXCEEDED":  # the client's deadline: the request timeout ran out
+                detail = timeout_detail(self.target.request_timeout, self.call_name)
+            else:
+                detail = grpc_detail(self.call_name, status, str(exc.message() or ""))
+            return Outcome(f"grpc_{status}", 0, detail)
         response = result.get_response()
         return Outcome(None, response.ByteSize())

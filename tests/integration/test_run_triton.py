@@ -35,8 +35,11 @@ def summary_of(run_dir: Path) -> dict:
 
 
 def test_passing_run_writes_journal_verdict_and_reports(tmp_path: Path) -> None:
+    # `log.signal_any <= 0`: Triton logs `Signal (15) received.` at the harness's own stop; that is
+    # no server event, and must neither fail the SLO nor read as one in the story or findings.
     path = scenario(tmp_path, "ok", "{user: triton_http, users: 8, duration: 6s}",
-                    '["error_rate < 0.001", "p99_ms < 500", {metric: throughput_rps, min: 50}]')
+                    '["error_rate < 0.001", "p99_ms < 500", {metric: throughput_rps, min: 50},'
+                    ' "log.signal_any <= 0"]')
     result = run_harness("run", str(path), "--runs-dir", "runs", cwd=tmp_path)
     assert result.returncode == ExitCode.PASS, result.stdout + result.stderr
     assert "verdict: PASS" in result.stdout
@@ -54,8 +57,17 @@ def test_passing_run_writes_journal_verdict_and_reports(tmp_path: Path) -> None:
     assert summary["stack"]["startup_s"] > 0
     assert summary["stack"]["stop"]["exits"]["server"]["exit_code"] == 0
     suite = ET.parse(run_dir / "junit.xml").getroot()
-    assert len(suite.findall("testcase")) == 3 and suite.get("failures") == "0"
+    assert len(suite.findall("testcase")) == 4 and suite.get("tests") == "4" and suite.get("failures") == "0"
     assert "<svg" in (run_dir / "report.html").read_text()
+    signal_slo = next(s for s in summary["slos"] if s["metric"] == "log.signal_any")
+    assert signal_slo["passed"] and signal_slo["measured"] == 0
+    assert not any("Signal (15)" in line for line in summary["story"] + summary["findings"])
+    # The line itself is kept, attributed to the SIGTERM the harness sent the server at the stop.
+    (term,) = [r for r in records if r.get("event") == "signal_sent" and r["signal"] == "SIGTERM"]
+    assert term["pid"] == summary["stack"]["stop"]["exits"]["server"]["pid"]
+    lines = [r for r in records if r.get("event") == "log_match" and r["pattern"] == "signal_any"]
+    assert [(r["line"], r["attribution"], r["sent_t"]) for r in lines] == [
+        ("Signal (15) received.", "harness", term["t"])]
     assert (run_dir / "stack" / "logs" / "tritonserver.log").stat().st_size > 0
 
 
