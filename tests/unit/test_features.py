@@ -23,7 +23,8 @@ BUILT_IN = ["memory", "containers", "llm", "tracing", "torchserve"]
 # Every summary.json has had these keys, in this order.
 SUMMARY_KEYS = [
     "schema", "scenario", "description", "expect", "run_dir", "started", "verdict", "exit_code",
-    "exit_name", "reason", "aborted", "stack", "load", "totals", "slos", "faults", "containers", "error_windows", "llm",
+    "exit_name", "reason", "aborted", "stack", "load", "totals", "slos", "faults", "containers",
+    "error_windows", "llm",
     "log_patterns", "memory", "story", "tracing", "torchserve", "seed", "findings", "events",
 ]
 
