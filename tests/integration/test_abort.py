@@ -20,6 +20,7 @@ import pytest
 from harness.exitcodes import ExitCode
 from harness.restore import read_restore
 from tests.conftest import journal_events, only_run_dir, run_harness
+from tests.unit.test_cli_json import parse_run_json
 
 pytestmark = pytest.mark.real
 
@@ -40,7 +41,7 @@ def test_a_frozen_server_aborts_the_run_early_and_is_thawed(tmp_path: Path) -> N
     scenario = tmp_path / "abort.yaml"
     scenario.write_text(SCENARIO, encoding="utf-8")
     started = time.monotonic()
-    result = run_harness("run", str(scenario), "--runs-dir", "runs", "--no-progress", cwd=tmp_path,
+    result = run_harness("run", str(scenario), "--runs-dir", "runs", "--no-progress", "--json", cwd=tmp_path,
                          timeout=120)
     wall_s = time.monotonic() - started
     output = result.stdout + result.stderr
@@ -50,6 +51,11 @@ def test_a_frozen_server_aborts_the_run_early_and_is_thawed(tmp_path: Path) -> N
     assert summary["verdict"] == "fail", summary["reason"]
     assert summary["reason"].startswith("aborted at ") and "error_rate <= 0.05 failed" in summary["reason"]
     assert summary["aborted"]["slo"] == "error_rate <= 0.05" and summary["aborted"]["measured"] > 0.05
+    # `--json`: stdout is the one object, and it tells the same story as summary.json.
+    obj = parse_run_json(result.stdout)
+    assert (obj["verdict"], obj["exit_code"], obj["reason"]) == ("fail", 1, summary["reason"])
+    assert [s["name"] for s in obj["slos"]] == [s["name"] for s in summary["slos"]]
+    assert "verdict: FAIL" in result.stderr  # the human lines went to stderr
 
     (aborted,) = journal_events(run_dir, "run_aborted")
     assert 2.0 < aborted["at_s"] < 15  # after the freeze (and the grace), long before the 60 s
