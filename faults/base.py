@@ -66,6 +66,13 @@ class Fault(ABC):
     def validate(self, ctx: FaultContext) -> None:  # noqa: B027 - optional hook
         """Check, before any traffic, that the fault can run against this stack."""
 
+    @classmethod
+    def check_schedule(cls, params: FaultParams, held_s: float) -> str | None:
+        """Why `params` cannot work in a fault held `held_s` seconds (None: they can). Called when
+        the scenario is read, so e.g. a step after the fault's end is refused, not silently skipped;
+        a message may start `at FIELD:` to name the field."""
+        return None
+
     @abstractmethod
     def plan(self, ctx: FaultContext) -> dict[str, Any]:
         """Choose targets; returns a JSON-able plan that `inject`, `restore` and `undo` read."""

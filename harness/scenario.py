@@ -266,10 +266,14 @@ class FaultSpec(Strict):
         if self.every is not None and self.jitter >= self.every / 2:
             raise ValueError(f"at jitter: +/- {self.jitter:g}s would let firings {self.every:g}s apart "
                              "swap places; keep it under half of `every`")
+        plugin = fault_class(self.kind)
         try:
-            fault_class(self.kind).params_model.model_validate(self.params)
+            params = plugin.params_model.model_validate(self.params)
         except ValidationError as exc:
             raise ValueError(first_error(exc)) from None
+        problem = plugin.check_schedule(params, self.duration)
+        if problem:
+            raise ValueError(problem)
         return self
 
     @property

@@ -70,9 +70,22 @@ def _group(plan: dict[str, Any]) -> MemoryGroup:
     return MemoryGroup(plan["version"], Path(plan["mount"]), plan["group"])
 
 
+def step_past_end(afters: list[float], held_s: float) -> str | None:
+    """A step whose `after` is past the fault's end would never apply (memory_limit, memory_stress)."""
+    for i, after in enumerate(afters):
+        if after > 0 and after >= held_s:
+            return (f"at steps.{i}.after: {after:g}s is not within the fault's duration ({held_s:g}s); "
+                    "the step would never apply")
+    return None
+
+
 class MemoryLimit(Fault):
     kind = "memory_limit"
     params_model = LimitParams
+
+    @classmethod
+    def check_schedule(cls, params: FaultParams, held_s: float) -> str | None:
+        return step_past_end([step.after for step in getattr(params, "steps", None) or []], held_s)
 
     def __init__(self, params: FaultParams):
         super().__init__(params)

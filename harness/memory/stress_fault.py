@@ -28,6 +28,7 @@ from pydantic import Field, model_validator
 from faults.base import Fault, FaultContext, FaultError, FaultParams
 from harness.memory.cgroups import CgroupError, MemoryGroup, hierarchy
 from harness.memory.host import HostMemory, host_memory
+from harness.memory.limit_fault import step_past_end
 from harness.procs import ProcessId
 from harness.sizes import Size, format_size
 from harness.specbase import Duration
@@ -75,6 +76,10 @@ class StressParams(FaultParams):
 class MemoryStress(Fault):
     kind = "memory_stress"
     params_model = StressParams
+
+    @classmethod
+    def check_schedule(cls, params: FaultParams, held_s: float) -> str | None:
+        return step_past_end([step.after for step in getattr(params, "steps", None) or []], held_s)
 
     def __init__(self, params: FaultParams):
         super().__init__(params)

@@ -115,6 +115,15 @@ CASES: list[tuple[str, str, tuple[int, str, str]]] = [
         _with("max: 0.01}", "max: 0.01, abort: true, abort_grace: 1h}"),
         (12, "slo.0.abort_grace", "never abort"),
     ),
+    (
+        "memory-step-past-end",
+        _with(
+            "{kind: process_kill, at: 5s, role: server}",
+            "{kind: memory_limit, at: 2s, duration: 5s, role: server, "
+            "steps: [{after: 0s, limit: 1Gi}, {after: 8s, limit: 500Mi}]}",
+        ),
+        (10, "faults.0.steps.1.after", "never apply"),
+    ),
     # --- numbers nobody can mean
     ("duration-absurd", _with("duration: 20s", "duration: 100000h"), (8, "load.duration", "limit")),
     ("duration-one-day-plus", _with("duration: 20s", "duration: 25h"), (8, "load.duration", "86400")),
