@@ -184,13 +184,18 @@ class TorchServeStack(Stack):
 
     def _worker_process(self, ident: ProcessId) -> bool:
         key = (ident.pid, ident.create_time)
-        if key not in self._is_worker:
-            proc = ident.alive()
-            try:
-                self._is_worker[key] = proc is not None and any(WORKER_SCRIPT in a for a in proc.cmdline())
-            except psutil.Error:
-                return False
-        return self._is_worker[key]
+        if self._is_worker.get(key):
+            return True
+        # Only a yes is remembered: a worker seen between its fork and its exec still has the
+        # frontend's (java) command line, and a cached no would hide it from faults for good.
+        proc = ident.alive()
+        try:
+            is_worker = proc is not None and any(WORKER_SCRIPT in a for a in proc.cmdline())
+        except psutil.Error:
+            return False
+        if is_worker:
+            self._is_worker[key] = True
+        return is_worker
 
     def _api_pids(self) -> set[int] | None:
         try:
