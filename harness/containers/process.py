@@ -131,16 +131,30 @@ class ContainerProcess(ManagedProcess):
         self.init = init
         self.descendants: dict[int, ProcessId] = {}
         self._main = NO_PROCESS
+        self._main_started_at: str | None = None  # the container start `_main` belongs to
 
     @property
     def ident(self) -> ProcessId:
-        if self._main.alive() is None or self._main.name == WRAPPER_SHELL:
-            self._main = self._find_main() or self._main
+        if self._main is NO_PROCESS or self._main.name == WRAPPER_SHELL or (
+                self._main.alive() is None and self._started_again()):
+            found = self._find_main()
+            if found is not None:
+                self._main, self._main_started_at = found, self._started_at()
         return self._main
 
     @ident.setter
     def ident(self, value: ProcessId) -> None:
         self._main = value
+
+    def _started_at(self) -> str | None:
+        return self.state().get("StartedAt")
+
+    def _started_again(self) -> bool:
+        """A dead command is replaced only by the command of a new start of its container: while
+        the container goes down its init may still hold other children (Triton's stubs, reparented
+        to it), and taking one of those for the command would lose how the command ended."""
+        started = self._started_at()
+        return started is not None and started != self._main_started_at
 
     @property
     def pid(self) -> int:
