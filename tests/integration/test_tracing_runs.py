@@ -83,7 +83,7 @@ def test_signal11_reproduction_ends_by_itself_and_says_which(tmp_path: Path) -> 
     assert summary["verdict"] == ("reproduced" if code == ExitCode.PASS else "not_reproduced")
     if code == ExitCode.PASS:
         story = "\n".join(summary["story"])
-        assert "fatal_signal" in story and ("exited (SIGSEGV)" in story or "not answering" in story)
+        assert "fatal_signal" in story and ("killed by SIGSEGV" in story or "not answering" in story), story
         lost = summary["log_patterns"]["spans_lost"]
         fatal = summary["log_patterns"]["fatal_signal"]
         assert lost["first_t"] <= fatal["first_t"]
