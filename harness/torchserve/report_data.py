@@ -11,9 +11,11 @@ from pathlib import Path
 from typing import Any
 
 from harness.analysis import RunData
+from harness.roles import entry_roles, role_table
 from harness.torchserve.logparse import WorkerEvent, parse_lines
 from harness.torchserve.measures import no_worker_ready, worker_samples, workers_back
 from harness.torchserve.retries import RetryTracker
+from harness.torchserve.spec import TorchServeSpec
 
 LOG_NAME = Path("stack") / "logs" / "torchserve.log"
 SETTINGS_PATH = Path("stack") / "model_settings.json"  # written by the stack
@@ -89,7 +91,10 @@ def _stop_began(data: RunData) -> float | None:
     stopped = [e for e in data.events if e["event"] == "stack_stopped" and not e.get("restart")]
     if not stopped:
         return None
-    seconds = stopped[-1].get("report", {}).get("exits", {}).get("frontend", {}).get("seconds", 0.0)
+    exits = stopped[-1].get("report", {}).get("exits", {})
+    # The entry process's stop: TorchServe's declaration says which role that is.
+    entry = entry_roles(role_table(TorchServeSpec.ROLES))[0]
+    seconds = exits.get(entry, {}).get("seconds", 0.0)
     return float(stopped[-1]["t"]) - float(seconds or 0.0)
 
 

@@ -3,7 +3,6 @@ reports of an aborted run, series and soaks that stop at an abort, and whole run
 stack (test_run_orchestrator.py's set-up) that end early, restore their faults and say why."""
 
 import json
-import signal
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -12,10 +11,7 @@ from xml.etree import ElementTree as ET
 
 import locust  # noqa: F401 - first, so gevent patches the standard library as in `harness run`
 import pytest
-import yaml
 
-import harness.soak.run
-import harness.users
 from harness.abort import (
     ABORT_EVENT,
     FAILED,
@@ -40,15 +36,13 @@ from harness.repeat import Repetition, judge_series
 from harness.restore import read_restore
 from harness.scenario import Scenario, Slo
 from harness.series_run import run_series
-from harness.soak.cycle import finish_cycle
 from harness.soak.index import read_records
-from harness.soak.run import CycleFinisher, SoakRun
+from harness.soak.run import SoakRun
 from harness.verdict import decide as decide_verdict
 from reports.build import write_reports
-from tests.unit.fakes import user as fake_user
 from tests.unit.fakes.journal import events
-from tests.unit.fakes.logs import root_logging_kept
-from tests.unit.fakes.stack import ENTRY, FakeSpec, FakeStack
+from tests.unit.fakes.soak import in_process_soak
+from tests.unit.fakes.stack import ENTRY, FakeStack
 from tests.unit.helpers import synthetic_records
 from tests.unit.test_run_orchestrator import (  # noqa: F401 - fixtures: the fake feature, logging, `execute`
     Outcome,
@@ -365,31 +359,10 @@ slo:
 """
 
 
-class FakeScenario(Scenario):
-    stack: FakeSpec  # the `fake` kind is not in the import-time union (test_run_orchestrator.py)
-
-
 @pytest.fixture
 def soak(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[SoakRun]:
-    """As in test_soak_cycle.py: the cycles are finished in this process, where `fake` is known."""
-    monkeypatch.setitem(harness.users._BUILTIN, fake_user.NAME, fake_user.TARGET)
-    soak_scenario = FakeScenario.model_validate(yaml.safe_load(SOAK))
-
-    class InProcessFinisher(CycleFinisher):
-        def _finish(self, path: Path) -> None:
-            finish_cycle(path, self.run_dir, soak_scenario)
-
-    monkeypatch.setattr(harness.soak.run, "CycleFinisher", InProcessFinisher)
-    path = tmp_path / "soak.yaml"
-    path.write_text(SOAK, encoding="utf-8")
-    with root_logging_kept():
-        run = SoakRun(soak_scenario, path, tmp_path / "runs", for_s=6.0, progress=False, seed=3)
+    with in_process_soak(SOAK, tmp_path, monkeypatch) as run:
         yield run
-        stack = run.stack
-        if isinstance(stack, FakeStack):
-            stack.stop(graceful=False)
-            for ident in stack.leftovers(within=1.0):
-                ident.send(signal.SIGKILL)
 
 
 def test_a_soak_cycle_whose_abort_slo_fails_ends_the_soak(soak: SoakRun) -> None:

@@ -9,27 +9,21 @@ process (`python -m harness.soak.cycle`) that reads the scenario file again, whe
 kind is not registered; so the test's finisher does the same work (`finish_cycle`) in process.
 """
 
-import signal
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import locust  # noqa: F401 - first, so gevent patches the standard library as in `harness soak`
 import pytest
-import yaml
 
-import harness.soak.run
-import harness.users
 from harness.analysis import RunData, measure
 from harness.exitcodes import ExitCode
-from harness.scenario import Scenario
-from harness.soak.cycle import _cut_short, _series_points, compact_record, finish_cycle, rebase_log_counts
+from harness.soak.cycle import _cut_short, _series_points, compact_record, rebase_log_counts
 from harness.soak.index import cycle_dir, read_records
-from harness.soak.run import CycleFinisher, SoakRun
-from tests.unit.fakes import user as fake_user
+from harness.soak.run import SoakRun
 from tests.unit.fakes.journal import events
-from tests.unit.fakes.logs import root_logging_kept
-from tests.unit.fakes.stack import ENTRY, FakeSpec, FakeStack
+from tests.unit.fakes.soak import in_process_soak
+from tests.unit.fakes.stack import ENTRY, FakeStack
 from tests.unit.helpers import synthetic_records
 
 SCENARIO = f"""
@@ -48,30 +42,10 @@ slo:
 """
 
 
-class FakeScenario(Scenario):
-    stack: FakeSpec  # the `fake` kind is not in the import-time union (test_run_orchestrator.py)
-
-
 @pytest.fixture
 def soak(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[SoakRun]:
-    monkeypatch.setitem(harness.users._BUILTIN, fake_user.NAME, fake_user.TARGET)
-    scenario = FakeScenario.model_validate(yaml.safe_load(SCENARIO))
-
-    class InProcessFinisher(CycleFinisher):
-        def _finish(self, path: Path) -> None:
-            finish_cycle(path, self.run_dir, scenario)
-
-    monkeypatch.setattr(harness.soak.run, "CycleFinisher", InProcessFinisher)
-    path = tmp_path / "soak.yaml"
-    path.write_text(SCENARIO, encoding="utf-8")
-    with root_logging_kept():  # the run sends the root logger to its harness.log
-        run = SoakRun(scenario, path, tmp_path / "runs", for_s=6.0, progress=False, seed=3)
+    with in_process_soak(SCENARIO, tmp_path, monkeypatch) as run:
         yield run
-        stack = run.stack
-        if isinstance(stack, FakeStack):
-            stack.stop(graceful=False)
-            for ident in stack.leftovers(within=1.0):
-                ident.send(signal.SIGKILL)
 
 
 def test_every_cycle_has_its_own_journal_fault_crash_restart_and_record(soak: SoakRun) -> None:
