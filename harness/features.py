@@ -136,6 +136,9 @@ class Feature:
     after_ready: Hook | None = None  # the stack answered ready for the first time
     after_stop: Hook | None = None  # the stack stopped and every observer read its last
     per_soak_cycle: Hook | None = None  # a soak began a new cycle: reset per-cycle state
+    # Checks the validated scenario for what only the feature knows (its SLOs need its settings):
+    # one line per problem, `at field.path: message` to name the field; [] when it is fine.
+    check_scenario: Callable[[Scenario], list[str]] | None = None
 
 
 @runtime_checkable
@@ -189,6 +192,12 @@ def describe_metrics() -> str:
 def report_sections() -> list[ReportSection]:
     """Every feature's report sections, in feature order."""
     return [section for feature in discover() for section in feature.sections]
+
+
+def scenario_problems(scenario: Scenario) -> list[str]:
+    """Every feature's objections to a scenario (Feature.check_scenario), in feature order."""
+    return [problem for feature in discover() if feature.check_scenario is not None
+            for problem in feature.check_scenario(scenario)]
 
 
 def call_hooks(features: Iterable[Feature], pick: Callable[[Feature], Hook | None],

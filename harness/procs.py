@@ -185,8 +185,12 @@ class ManagedProcess:
                 pass
         return [d for d in self.descendants.values() if d.alive() is not None]
 
-    def stop(self, timeout: float) -> StopResult:
-        """SIGTERM, then SIGKILL after `timeout`; then SIGKILL any descendant left behind."""
+    def stop(self, timeout: float, settle: float = 0.0) -> StopResult:
+        """SIGTERM, then SIGKILL after `timeout`; then SIGKILL any descendant left behind.
+
+        `settle`: seconds descendants get to exit by themselves once the process is gone (a
+        helper that ends when its parent's pipe closes is not left behind, only slower).
+        """
         started = time.monotonic()
         self.refresh_descendants()
         forced = False
@@ -198,8 +202,15 @@ class ManagedProcess:
                 forced = timeout > 0
                 self.ident.send(signal.SIGKILL)
                 self.popen.wait(10)
+        _wait_gone(list(self.descendants.values()), settle)
         leftovers = kill_all(list(self.descendants.values()))
         return StopResult(self.popen.returncode, forced, time.monotonic() - started, leftovers)
+
+
+def _wait_gone(idents: list[ProcessId], seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and any(i.alive() is not None for i in idents):
+        time.sleep(0.05)
 
 
 def kill_all(idents: list[ProcessId], grace: float = 2.0) -> list[ProcessId]:

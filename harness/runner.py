@@ -188,7 +188,9 @@ class Run:
         patterns = {**DEFAULT_LOG_PATTERNS, **observe.log_patterns}
         self.observers = [LogWatcher(patterns)]
         if observe.metrics and self.stack.endpoints.metrics:
-            self.observers.append(PrometheusScraper(interval_s=observe.metrics_interval))
+            # The stack says what its /metrics holds: the core scraper names no server.
+            profile = self.stack.scrape_profile()
+            self.observers.append(PrometheusScraper(interval_s=observe.metrics_interval, profile=profile))
         setup = ObserverSetup(self.scenario, self.stack, self.journal, self.run_dir, self.hooks.services)
         for feature in self.features:  # traces, Docker's events, TorchServe's workers, ...
             if feature.observers is not None:

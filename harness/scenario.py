@@ -16,7 +16,7 @@ from pydantic import (
 )
 
 from harness.errors import UsageError
-from harness.features import all_metrics, describe_metrics, metric_def
+from harness.features import all_metrics, describe_metrics, metric_def, scenario_problems
 from harness.limits import (
     MAX_FAULTS,
     MAX_FIRINGS,
@@ -433,6 +433,17 @@ class Scenario(Strict):
             if slo.abort and slo.abort_grace >= end:
                 raise ValueError(f"at slo.{i}.abort_grace: {slo.abort_grace:g}s is not before the load "
                                  f"ends ({end:g}s); the SLO could never abort the run")
+        return self
+
+    @model_validator(mode="after")
+    def _features_agree(self) -> "Scenario":
+        """What a feature knows of its own settings and metrics (harness.features.Feature.check_scenario)."""
+        problems = scenario_problems(self)
+        if len(problems) > 1:  # one line, as every scenario error, saying how many more there are
+            more = len(problems) - 1
+            raise ValueError(f"{problems[0]} (and {more} more problem{'s' if more > 1 else ''})")
+        if problems:
+            raise ValueError(problems[0])
         return self
 
 

@@ -67,6 +67,7 @@ class Supervisor:
         self.replicas = ReplicaTracker(journal, roles)
         self.canary = CanaryLoop(stack, journal, canary, self) if canary and canary.enabled else None
         self._known: dict[int, tuple[str, ProcessId]] = {}
+        self._lost_entries: set[str] = set()  # entry roles whose process exited, until one is back
         self._failed_probes = 0
         self._greenlets: list[gevent.Greenlet] = []
         self._restarting: gevent.Greenlet | None = None
@@ -158,8 +159,13 @@ class Supervisor:
 
     def _on_exit(self, role: str, ident: ProcessId, noticed: float, planned: bool) -> None:
         loss = loss_of(self.roles, role)
-        consequence = not planned and loss is not Loss.ENTRY and self.state == "exited"
+        # The stack was already down when this one went: it went down with it. One process tree
+        # dying at once is one crash, however many entry processes it has (vLLM: the API server
+        # exits by itself a second after its engine core is killed).
+        consequence = not planned and self.state == "exited"
         if loss is Loss.ENTRY and not planned:
+            self._lost_entries.add(role)
+        if loss is Loss.ENTRY and not planned and not consequence:
             # Before the (short) wait for the exit code: replicas that die meanwhile are its consequence.
             self._fail("exited")
         code = self.stack.exit_code(role, ident)  # waits for the reap of the stack's own children
@@ -185,7 +191,7 @@ class Supervisor:
             self.health_ok = health.ok
             if health.ok:
                 self._failed_probes = 0
-                if self.state in ("exited", "hang") and not self.planned_down:
+                if self.state in ("exited", "hang") and not self.planned_down and self._entries_present():
                     self._recover("health")
             else:
                 self._failed_probes += 1
@@ -193,6 +199,18 @@ class Supervisor:
                     self._on_unhealthy(health.detail)
                 self._check_liveness()
             gevent.sleep(max(0.0, HEALTH_EVERY_S - (time.monotonic() - started)))
+
+    def _entries_present(self) -> bool:
+        """Every entry role that lost its process has a live one again. A stack that lost one has
+        not recovered although its health endpoint may answer 200 for a moment (vLLM's API server
+        does for about 0.25 s after its engine core died, then exits by itself)."""
+        if not self._lost_entries:
+            return True
+        live = self.stack.roles()
+        if all(live.get(role) for role in self._lost_entries):
+            self._lost_entries.clear()
+            return True
+        return False
 
     def _entry_processes(self) -> list[tuple[str, ProcessId]]:
         live = self.stack.roles()

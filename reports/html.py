@@ -1,15 +1,20 @@
 """report.html: one self-contained file (inline SVG and CSS) that opens offline."""
 
+from collections import Counter
 from html import escape
 from typing import Any
 
 from harness.analysis import RunData
 from harness.faultimpact import fault_impacts, fault_intervals
 from harness.features import report_sections
+from harness.observers.scrape_profile import GENERIC_CHARTS, PROFILE_EVENT, MetricChart
 from reports.style import BASE_CSS, fmt, kv_table
 from reports.svgplot import Chart, render
 
 _CSS = BASE_CSS
+
+SERIES = "metrics"  # the Prometheus scraper's series, unless its `metrics_profile` event names another
+Lines = dict[str, list[tuple[float, float]]]  # a chart's lines by legend
 
 # Events drawn as vertical lines on every chart.
 _MARKED = {
@@ -107,29 +112,46 @@ def _bands(data: RunData, origin: float) -> list[tuple[float, float, str]]:
 
 
 def _server_charts(data: RunData, origin: float, chart: Any) -> list[str]:
-    """The server's own view from its Prometheus metrics, beside the client's."""
-    samples = data.series.get("metrics", [])
+    """The server's own view from its Prometheus metrics, beside the client's: the charts the
+    stack's scrape profile declared (recorded in the journal), so this names no server."""
+    series, declared = _declared_charts(data)
+    samples = data.series.get(series, [])
     if not samples:
         return []
-
-    def series_matching(prefix: str, suffix: str) -> dict[str, list[tuple[float, float]]]:
-        out: dict[str, list[tuple[float, float]]] = {}
-        for sample in samples:
-            for key, value in sample["values"].items():
-                name = key.split("{", 1)[0]
-                if name.startswith(prefix) and name.endswith(suffix):
-                    label = name.removeprefix("nv_inference_").removesuffix(suffix)
-                    out.setdefault(label, []).append((sample["t"] - origin, float(value)))
-        return out
-
     charts = []
-    rates = series_matching("nv_inference_request_", ":per_s")
-    if rates:
-        charts.append(chart("Server: requests per second (Prometheus)", "req/s", rates))
-    durations = series_matching("nv_inference_", "_us:per_request")
-    if durations:
-        charts.append(chart("Server: time per request (Prometheus)", "us", durations))
+    for spec in declared:
+        lines = _chart_lines(samples, spec, origin)
+        if lines:
+            charts.append(chart(spec.title, spec.unit, lines))
     return charts
+
+
+def _declared_charts(data: RunData) -> tuple[str, tuple[MetricChart, ...]]:
+    """The series and charts of the scraper's `metrics_profile` event; a journal written before
+    the scraper recorded one gets the generic charts (every rate, every per-request mean)."""
+    for event in reversed(data.events):
+        if event["event"] == PROFILE_EVENT:
+            records = [c for c in event.get("charts") or () if isinstance(c, dict)]
+            return str(event.get("series") or SERIES), tuple(MetricChart.from_record(c) for c in records)
+    return SERIES, GENERIC_CHARTS
+
+
+def _chart_lines(samples: list[dict[str, Any]], spec: MetricChart, origin: float) -> Lines:
+    """One line per key the chart draws; labels join the legend only where one name has several
+    label sets (two models, two engines), so each still gets its own line."""
+    by_key: dict[tuple[str, str], list[tuple[float, float]]] = {}
+    for sample in samples:
+        for key, value in sample["values"].items():
+            name, _, labels = key.partition("{")
+            if spec.draws(name):
+                point = (sample["t"] - origin, float(value) * spec.scale)
+                by_key.setdefault((name, labels), []).append(point)
+    label_sets = Counter(name for name, _ in by_key)
+    lines: Lines = {}
+    for (name, labels), points in by_key.items():
+        legend = spec.legend(name)
+        lines[legend + "{" + labels if label_sets[name] > 1 and labels else legend] = points
+    return lines
 
 
 def _log_table(patterns: dict[str, Any], origin: float) -> str:

@@ -211,8 +211,10 @@ class ContainerProcess(ManagedProcess):
             code = self.returncode()
         return code
 
-    def stop(self, timeout: float) -> StopResult:
-        """Docker's stop (SIGTERM, SIGKILL after `timeout`; at once when 0), then remove it."""
+    def stop(self, timeout: float, settle: float = 0.0) -> StopResult:
+        """Docker's stop (SIGTERM, SIGKILL after `timeout`; at once when 0), then remove it.
+
+        `settle` has nothing to wait for: removing the container ends every process in it."""
         from docker.errors import NotFound
 
         started = time.monotonic()

@@ -23,6 +23,7 @@ from harness.errors import StackFailed
 from harness.features import BringsObservers
 from harness.load.target import Target
 from harness.observers.base import Observer
+from harness.observers.scrape_profile import ScrapeProfile
 from harness.procs import ManagedProcess, ProcessId
 from harness.stacks.base import Endpoints, Health, Stack, StopReport
 from harness.tracing import TakesTraceOverrides
@@ -115,6 +116,10 @@ class ContainerStack(Stack):
     @property
     def endpoints(self) -> Endpoints:
         return self.inner.endpoints
+
+    def scrape_profile(self) -> ScrapeProfile:
+        """The inner stack's: the same server answers on the same metrics port, in a container."""
+        return self.inner.scrape_profile()
 
     def target(self, request_timeout: float) -> Target:
         return self.inner.target(request_timeout)

@@ -1,4 +1,5 @@
-"""The report's LLM section: TTFT, inter-token latency and tokens, and each fault's error window."""
+"""The report's LLM section: TTFT, ITL, TPOT, end-to-end time, tokens and goodput, and each
+fault's error window."""
 
 from html import escape
 from typing import Any
@@ -9,6 +10,8 @@ from reports.svgplot import Chart, render
 _LABELS = {
     "ttft_ms": "time to first token (ms)",
     "itl_ms": "inter-token latency (ms)",
+    "tpot_ms": "time per output token (ms)",
+    "e2e_ms": "end-to-end time (ms)",
     "output_tokens": "output tokens per response",
     "tokens_per_s": "tokens/s per request",
 }
@@ -31,15 +34,33 @@ def _llm_totals(llm: dict[str, Any]) -> str:
         + "".join(f"<td>{stats.get(s, '-')}</td>" for s in ("p50", "p90", "p99", "mean", "max", "count"))
         + "</tr>"
         for name, stats in llm.items()
-        if isinstance(stats, dict)
+        if isinstance(stats, dict) and name != "goodput"
     )
     throughput = llm.get("output_tokens_per_s")
+    table = (
+        "<table><tr><th>measure</th><th>p50</th><th>p90</th><th>p99</th><th>mean</th><th>max</th>"
+        f"<th>requests</th></tr>{rows}</table>" if rows else ""
+    )
     return (
         "<h2>LLM: tokens and timing</h2><p class='muted'>Successful requests only. ITL is per request: "
-        "(last token &minus; first token) / (tokens &minus; 1). Stack token throughput: "
-        f"{escape(str(throughput))} output tokens/s.</p>"
-        "<table><tr><th>measure</th><th>p50</th><th>p90</th><th>p99</th><th>mean</th><th>max</th>"
-        f"<th>requests</th></tr>{rows}</table>"
+        "(last text chunk &minus; first text chunk) / tokens between them; TPOT: (response complete "
+        "&minus; first text chunk) / tokens after the first chunk; tokens counted one per chunk unless "
+        "the server reports usage in every chunk. Stack token throughput: "
+        f"{escape(str(throughput))} output tokens/s.</p>{_goodput(llm.get('goodput'))}{table}"
+    )
+
+
+def _goodput(goodput: dict[str, Any] | None) -> str:
+    """One line: how many requests met every target, their share and their rate."""
+    if not goodput:
+        return ""
+    targets = ", ".join(f"{escape(name)} &le; {value:g}" for name, value in goodput["targets"].items())
+    ratio = goodput.get("ratio")
+    share = "-" if ratio is None else f"{ratio:.1%}"
+    return (
+        f"<p><b>Goodput</b> ({targets}): {goodput['good']} of {goodput['requests']} requests good "
+        f"({share}, failed requests count as not good), {escape(str(goodput.get('per_s')))} good "
+        "requests/s.</p>"
     )
 
 
@@ -55,11 +76,15 @@ def _llm_charts(data: RunData) -> list[str]:
         return [(s["t"] - origin + 0.5, float(s["measures"][name][stat]))
                 for s in seconds if stat in s["measures"].get(name, {})]
 
+    charts = [("Time to first token", "ttft_ms"), ("Inter-token latency", "itl_ms"),
+              ("Time per output token", "tpot_ms")]
     return [
-        render(Chart("Time to first token", "ms", x_range,
-                     {"p50": points("ttft_ms", "p50"), "p99": points("ttft_ms", "p99")}, markers=markers)),
-        render(Chart("Inter-token latency", "ms", x_range,
-                     {"p50": points("itl_ms", "p50"), "p99": points("itl_ms", "p99")}, markers=markers)),
+        render(Chart(title, "ms", x_range, {"p50": points(name, "p50"), "p99": points(name, "p99")},
+                     markers=markers))
+        for title, name in charts
+        # TTFT and ITL always (an empty chart says the answers were not streamed); TPOT where the
+        # journal has it (journals from before it was measured do not).
+        if name != "tpot_ms" or points(name, "p50")
     ]
 
 

@@ -2,8 +2,9 @@
 
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
+from harness.llm.goodput import GoodputTargets
 from harness.specbase import Strict
 
 
@@ -17,5 +18,23 @@ class OpenAISettings(Strict):
     # Ask for `usage` in the last streamed chunk (stream_options.include_usage), so output tokens
     # are the server's count rather than the number of chunks.
     stream_usage: bool = True
+    # Ask for `usage` in every chunk too (stream_options.continuous_usage_stats, a vLLM extension),
+    # so a chunk that carries several tokens counts as several. Off by default: servers that do not
+    # know the field may refuse the request.
+    continuous_usage: bool = False
     model: str | None = None  # default: the stack's model
     extra_body: dict[str, Any] = Field(default_factory=dict)  # merged into every request body
+    # Per-request targets that make a request "good" (harness.llm.goodput): goodput_ratio, goodput_per_s.
+    goodput: GoodputTargets | None = None
+
+    @model_validator(mode="after")
+    def _settings_agree(self) -> "OpenAISettings":
+        if self.continuous_usage and not (self.stream and self.stream_usage):
+            raise ValueError("at continuous_usage: per-chunk usage needs `stream: true` and "
+                             "`stream_usage: true` (the server sends it with the stream's usage only)")
+        if self.goodput is not None and not self.stream:
+            timed = [name for name in ("ttft_ms", "tpot_ms") if name in self.goodput.given()]
+            if timed:
+                raise ValueError(f"at goodput.{timed[0]}: an answer that is not streamed has no first "
+                                 "token; use `stream: true`, or only an `e2e_ms` target")
+        return self

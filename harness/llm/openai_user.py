@@ -1,8 +1,10 @@
 """OpenAI-compatible LLM endpoints: /v1/chat/completions and /v1/completions, streamed or not.
 
 Per request it records, besides the latency every user records: time to first token, inter-token
-latency, output tokens and tokens/s (see `harness.llm.openai_stream`), and failures by HTTP status
-with the server's error message. It needs only an OpenAI-compatible URL and a model name, so it
+latency, time per output token, end-to-end time, output tokens and tokens/s (see
+`harness.llm.openai_stream` for where each clock starts and stops), `good` when the scenario gives
+goodput targets and the request met them (`harness.llm.goodput`), and failures by HTTP status with
+the server's error message. It needs only an OpenAI-compatible URL and a model name, so it
 runs against any such server (`stack: {kind: external, url: ..., model: ...}`), not only Dynamo.
 """
 
@@ -14,6 +16,7 @@ from typing import Any
 from geventhttpclient import HTTPClient
 from geventhttpclient.url import URL
 
+from harness.llm.goodput import mark_good
 from harness.llm.openai_settings import OpenAISettings
 from harness.llm.openai_stream import Failure, StreamAccount, error_message, request_body, unary_result
 from harness.llm.target import LlmTarget
@@ -64,7 +67,11 @@ class OpenAIUser(HarnessUser):
         failure, measures = unary_result(payload, sent_at, time.monotonic())
         if failure is not None:
             return Outcome(failure[0], len(payload), self._failure_detail(failure, payload))
-        return Outcome(None, len(payload), measures=measures)
+        return self._succeeded(len(payload), measures)
+
+    def _succeeded(self, length: int, measures: dict[str, float]) -> Outcome:
+        """A complete answer: its measures, and whether it was good (met every goodput target)."""
+        return Outcome(None, length, measures=mark_good(measures, self.settings.goodput))
 
     def _failure_detail(self, failure: Failure, payload: bytes = b"") -> str:
         """A 200 that delivered no complete answer, said with the request it answered."""
@@ -88,7 +95,7 @@ class OpenAIUser(HarnessUser):
         failure = account.failure()
         if failure is not None:
             return Outcome(failure[0], length, self._failure_detail(failure))
-        return Outcome(None, length, measures=account.measures(finished_at))
+        return self._succeeded(length, account.measures(finished_at))
 
 
 def _http_error(payload: bytes) -> str:

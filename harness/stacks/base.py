@@ -9,6 +9,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from harness.load.target import Target
+from harness.observers.scrape_profile import GENERIC_PROFILE, ScrapeProfile
 from harness.procs import ManagedProcess, ProcessId
 
 
@@ -85,6 +86,17 @@ class Stack(ABC):
         The supervisor sends the canary at a low rate, outside the load and its statistics.
         """
         return None
+
+    def scrape_profile(self) -> ScrapeProfile:
+        """What the Prometheus scraper keeps from `endpoints.metrics` and the report draws from it.
+
+        The default keeps every family, rates every counter and charts the rates: a stack that
+        declares nothing still gets its server's view journaled (TorchServe's before it has a
+        profile). A stack kind that knows its server (Triton, vLLM) returns its own profile, kept
+        in its own folder, so the core scraper names no server. A profile, never None: the
+        scraper has one code path, and "scrape nothing" is `endpoints.metrics` left None.
+        """
+        return GENERIC_PROFILE
 
     def owned_processes(self) -> list[ManagedProcess]:
         """The processes this stack started itself (children of the harness): the only ones whose

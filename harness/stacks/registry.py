@@ -12,6 +12,7 @@ _BUILTIN = {
     "container_external": "harness.containers.external_spec:ContainerExternalSpec",
     "torchserve": "harness.torchserve.spec:TorchServeSpec",
     "dynamo": "harness.dynamo.spec:DynamoSpec",
+    "vllm": "harness.vllm.spec:VllmSpec",
 }
 
 

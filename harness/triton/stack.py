@@ -9,10 +9,12 @@ from typing import Any
 
 from harness.errors import StackFailed
 from harness.load.target import Target
+from harness.observers.scrape_profile import ScrapeProfile
 from harness.procs import ManagedProcess, ProcessId, tail
 from harness.stacks.base import Endpoints, Health, Stack, StopReport, probe_http, probe_post
 from harness.stacks.ports import free_ports
 from harness.triton.install import TritonInstall, cache_root
+from harness.triton.metrics_profile import TRITON_PROFILE
 from harness.triton.modelzoo import ZOO, ModelOptions
 from harness.triton.shm import ShmWatch
 from harness.triton.spec import TritonSpec
@@ -59,6 +61,9 @@ class TritonStack(Stack):
             grpc=f"{self._host}:{self.ports['grpc']}",
             metrics=f"http://{self._host}:{self.ports['metrics']}/metrics",
         )
+
+    def scrape_profile(self) -> ScrapeProfile:
+        return TRITON_PROFILE
 
     def start(self) -> None:
         self.install = TritonInstall.find()

@@ -4,6 +4,7 @@ from pathlib import Path
 
 from harness.journal import Journal, read_journal
 from harness.observers.base import ObserverContext
+from harness.observers.scrape_profile import GENERIC_PROFILE, ScrapeProfile
 from harness.procs import ProcessId
 from harness.stacks.base import Endpoints, Health, Stack, StopReport
 
@@ -11,9 +12,11 @@ from harness.stacks.base import Endpoints, Health, Stack, StopReport
 class FakeStack(Stack):
     kind = "fake"
 
-    def __init__(self, metrics: str | None = None, logs: dict[str, Path] | None = None) -> None:
+    def __init__(self, metrics: str | None = None, logs: dict[str, Path] | None = None,
+                 profile: ScrapeProfile = GENERIC_PROFILE) -> None:
         self.metrics = metrics
         self.logs = logs or {}
+        self.profile = profile
 
     def start(self) -> None:
         pass
@@ -36,6 +39,9 @@ class FakeStack(Stack):
     @property
     def endpoints(self) -> Endpoints:
         return Endpoints(metrics=self.metrics)
+
+    def scrape_profile(self) -> ScrapeProfile:
+        return self.profile
 
 
 def context(tmp_path: Path, stack: Stack | None = None) -> ObserverContext:

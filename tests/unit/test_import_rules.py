@@ -23,6 +23,9 @@ CORE = {
         "clienv", "clijson", "scenario_schema", "abort",
         "soak", "soak.cli", "soak.cycle", "soak.faults", "soak.index", "soak.plan", "soak.report",
         "soak.run", "soak.trend",
+        # The observers every run has; what a stack's /metrics holds is its scrape profile.
+        "observers", "observers.base", "observers.logwatch", "observers.prometheus",
+        "observers.scrape_profile",
     )),
     *(f"reports.{name}" for name in ("build", "summary", "html", "junit", "story", "style", "svgplot")),
     # The interfaces plugins implement, and their registries: they name no stack or fault.
@@ -32,7 +35,7 @@ CORE = {
 # A module is a feature's when its name is one of these or lies below one.
 FEATURES = (
     "harness.triton", "harness.torchserve", "harness.dynamo", "harness.llm", "harness.containers",
-    "harness.memory", "harness.tracing", "harness.gpu", "harness.process_faults",
+    "harness.memory", "harness.tracing", "harness.gpu", "harness.process_faults", "harness.vllm",
     # The kinds still in the shared folders: the external URL stack, the generic user bases.
     "harness.stacks", "faults", "locustfiles",
 )

@@ -67,13 +67,15 @@ def test_no_measures_means_no_value() -> None:
 
 @pytest.mark.parametrize("name", [
     "ttft_p99_ms", "itl_p99.9_ms", "ttft_mean_ms", "itl_max_ms", "output_tokens_p50", "tokens_per_s_mean",
-    "output_tokens_per_s", "error_window_s", "last_error_s",
+    "output_tokens_per_s", "error_window_s", "last_error_s", "tpot_p99_ms", "e2e_p50_ms", "goodput_ratio",
+    "goodput_per_s",
 ])
 def test_llm_metric_names_are_known(name: str) -> None:
     assert metrics.is_known(name)
 
 
-@pytest.mark.parametrize("name", ["ttft_p99", "itl_ms", "ttft_pNN_ms", "output_tokens_ms", "tokens_per_s"])
+@pytest.mark.parametrize("name", ["ttft_p99", "itl_ms", "ttft_pNN_ms", "output_tokens_ms", "tokens_per_s",
+                                  "tpot_ms", "good_p50", "goodput_ratio_p99"])
 def test_malformed_llm_names_are_not(name: str) -> None:
     assert not metrics.is_known(name)
 
