@@ -38,6 +38,7 @@ _BUILTIN = {  # also the order of their report sections in report.html
     "llm": "harness.llm.feature:FEATURE",
     "tracing": "harness.tracing.feature:FEATURE",
     "torchserve": "harness.torchserve.feature:FEATURE",
+    "vllm": "harness.vllm.feature:FEATURE",
 }
 # Loaded by name, like a feature: its declarations use harness.analysis, which looks metrics up here.
 _CORE_METRICS = "harness.metrics:CORE_METRICS"

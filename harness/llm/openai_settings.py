@@ -7,6 +7,8 @@ from pydantic import Field, model_validator
 from harness.llm.goodput import GoodputTargets
 from harness.specbase import Strict
 
+MAX_PROMPT_CHARS = 1_000_000
+
 
 class OpenAISettings(Strict):
     """What each request asks for. Works against any OpenAI-compatible endpoint."""
@@ -15,6 +17,9 @@ class OpenAISettings(Strict):
     stream: bool = True  # TTFT and inter-token latency exist only for streamed responses
     max_tokens: int = Field(32, ge=1, le=1_000_000)
     prompt: str = Field("hello world the", min_length=1, max_length=1_000_000)
+    # The prompt sent is `prompt` this many times, joined by spaces: a long prompt (KV-cache
+    # pressure, prefill cost) without writing it out in the scenario.
+    prompt_repeat: int = Field(1, ge=1, le=100_000)
     # Ask for `usage` in the last streamed chunk (stream_options.include_usage), so output tokens
     # are the server's count rather than the number of chunks.
     stream_usage: bool = True
@@ -27,8 +32,15 @@ class OpenAISettings(Strict):
     # Per-request targets that make a request "good" (harness.llm.goodput): goodput_ratio, goodput_per_s.
     goodput: GoodputTargets | None = None
 
+    @property
+    def prompt_text(self) -> str:
+        return " ".join([self.prompt] * self.prompt_repeat)
+
     @model_validator(mode="after")
     def _settings_agree(self) -> "OpenAISettings":
+        if len(self.prompt) * self.prompt_repeat > MAX_PROMPT_CHARS:
+            raise ValueError(f"at prompt_repeat: the prompt repeated {self.prompt_repeat} times is over "
+                             f"{MAX_PROMPT_CHARS:,} characters")
         if self.continuous_usage and not (self.stream and self.stream_usage):
             raise ValueError("at continuous_usage: per-chunk usage needs `stream: true` and "
                              "`stream_usage: true` (the server sends it with the stream's usage only)")

@@ -217,9 +217,9 @@ def request_body(settings: OpenAISettings, model: str, stack_extra: dict[str, An
     body: dict[str, Any] = {"model": settings.model or model, "max_tokens": settings.max_tokens,
                             "stream": settings.stream}
     if settings.api == "chat":
-        body["messages"] = [{"role": "user", "content": settings.prompt}]
+        body["messages"] = [{"role": "user", "content": settings.prompt_text}]
     else:
-        body["prompt"] = settings.prompt
+        body["prompt"] = settings.prompt_text
     if settings.stream and settings.stream_usage:
         body["stream_options"] = {"include_usage": True}
         if settings.continuous_usage:

@@ -42,9 +42,14 @@ from gevent import Greenlet
 from prometheus_client.parser import text_string_to_metric_families
 
 from harness.observers.base import Observer, ObserverContext
-from harness.observers.scrape_profile import GENERIC_PROFILE, PROFILE_EVENT, Ratio, ScrapeProfile, selected
-
-SERIES_NAME = "metrics"
+from harness.observers.scrape_profile import (
+    GENERIC_PROFILE,
+    PROFILE_EVENT,
+    SERIES_NAME,
+    Ratio,
+    ScrapeProfile,
+    selected,
+)
 
 CUMULATIVE_TYPES = frozenset({"counter", "histogram", "summary"})  # those that get `_created`
 MEAN_TYPES = frozenset({"histogram", "summary"})  # those with `_sum` and `_count`

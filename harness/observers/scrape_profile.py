@@ -16,6 +16,14 @@ from typing import Any
 
 # The journal event in which the scraper records the profile it scrapes with and its charts.
 PROFILE_EVENT = "metrics_profile"
+# The journal series the scraper writes its samples to (here, not in the scraper's module, so
+# metrics read from the journal need no gevent).
+SERIES_NAME = "metrics"
+
+
+def family_of(key: str) -> str:
+    """`name{label=value,...}` -> `name`: the family of a journaled key."""
+    return key.partition("{")[0]
 
 # A family selection: a set of family names, one name, a predicate on the name, or None (all).
 Selector = Callable[[str], bool] | Collection[str] | None

@@ -19,13 +19,13 @@ from harness.sloci import interval_for
 from reports.build import write_reports
 from tests.unit.helpers import scenario_error, synthetic_records
 
-BUILT_IN = ["memory", "containers", "llm", "tracing", "torchserve"]
-# Every summary.json has had these keys, in this order.
+BUILT_IN = ["memory", "containers", "llm", "tracing", "torchserve", "vllm"]
+# Every summary.json has had these keys, in this order (`vllm` since the vLLM stack).
 SUMMARY_KEYS = [
     "schema", "scenario", "description", "expect", "run_dir", "started", "verdict", "exit_code",
     "exit_name", "reason", "aborted", "stack", "load", "totals", "slos", "faults", "containers",
     "error_windows", "llm",
-    "log_patterns", "memory", "story", "tracing", "torchserve", "seed", "findings", "events",
+    "log_patterns", "memory", "story", "tracing", "torchserve", "vllm", "seed", "findings", "events",
 ]
 
 
@@ -172,6 +172,7 @@ def test_summary_keys_stay_those_of_older_summaries(tmp_path: Path) -> None:
     assert list(summary) == SUMMARY_KEYS
     assert summary["containers"] is None and summary["memory"] is None and summary["tracing"] is None
     assert summary["torchserve"] is None and summary["llm"] == {} and summary["error_windows"] == []
+    assert summary["vllm"] is None
 
 
 @pytest.mark.parametrize("value, error", [

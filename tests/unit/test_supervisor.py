@@ -22,7 +22,7 @@ import pytest
 import harness.supervisor
 from harness.journal import Journal
 from harness.procs import ProcessId
-from harness.roles import role_table
+from harness.roles import Loss, Role, role_table
 from harness.scenario import CanarySpec
 from harness.specbase import RestartPolicy
 from harness.supervisor import Supervisor
@@ -38,7 +38,7 @@ class Rig:
     """A started fake stack under a started Supervisor; `restart_stack` does what Run's does."""
 
     def __init__(self, folder: Path, stack: FakeStack, policy: RestartPolicy, canary: CanarySpec,
-                 restart: Callable[[bool], float] | None = None):
+                 restart: Callable[[bool], float] | None = None, roles: tuple[Role, ...] = FakeSpec.ROLES):
         folder.mkdir(parents=True, exist_ok=True)
         self.path = folder / "journal.jsonl"
         self.journal = Journal(self.path)
@@ -47,7 +47,7 @@ class Rig:
         self.restart_calls: list[float] = []  # journal time of each call of the restart callable
         self.supervisor = Supervisor(stack, self.journal, policy, restart or self.restart_stack,
                                      lambda role, ident: self.new_processes.append((role, ident)),
-                                     role_table(FakeSpec.ROLES), canary)
+                                     role_table(roles), canary)
         stack.start()
         stack.wait_ready(10.0)
         self.supervisor.start()
@@ -89,9 +89,10 @@ def rig(tmp_path: Path) -> Iterator[Callable[..., Rig]]:
     rigs: list[Rig] = []
 
     def make(policy: dict[str, Any] | None = None, canary: CanarySpec = NO_CANARY,
-             restart: Callable[[bool], float] | None = None, **settings: Any) -> Rig:
+             restart: Callable[[bool], float] | None = None, roles: tuple[Role, ...] = FakeSpec.ROLES,
+             **settings: Any) -> Rig:
         made = Rig(tmp_path / f"run{len(rigs)}", pool.make(**settings), RestartPolicy(**(policy or {})),
-                   canary, restart)
+                   canary, restart, roles)
         rigs.append(made)
         return made
 
@@ -198,6 +199,43 @@ def test_a_process_tree_killed_at_once_is_one_crash_not_replica_losses(rig: Call
         assert len(went_down) == 2
         assert lost == {}, f"counted as replica losses: {lost}"
         assert all(e.get("consequence") is True for e in went_down), went_down
+
+
+# Both the api and its shards declared entry processes, as vLLM's API server, engine core and
+# worker are: losing any of them loses the stack.
+ALL_ENTRY = (Role(ENTRY, Loss.ENTRY), Role(REPLICA, Loss.ENTRY), Role(DEPENDENCY, Loss.DEPENDENCY))
+
+
+def test_entry_processes_that_go_down_with_an_already_down_stack_are_one_crash(
+        rig: Callable[..., Rig]) -> None:
+    run = rig(roles=ALL_ENTRY)
+    gevent.sleep(0.1)
+    run.stack.control(crash="SIGKILL", with_replicas=True)  # the shards a moment before the api
+    run.wait("process_exited", role=ENTRY)
+    deadline = time.monotonic() + 3
+    while len(run.events("process_exited", role=REPLICA)) < 2 and time.monotonic() < deadline:
+        gevent.sleep(0.02)
+    exits = run.events("process_exited")
+    run.finish()
+    first, *rest = sorted(exits, key=lambda e: e["t"])
+    assert "consequence" not in first, first  # the one crash
+    assert len(rest) == 2 and all(e.get("consequence") is True for e in rest), rest
+
+
+def test_a_stack_that_lost_an_entry_process_is_not_recovered_by_health_alone(rig: Callable[..., Rig]) -> None:
+    # The api keeps answering health 200 after one shard (an entry role here) died, as vLLM's API
+    # server does for a moment after its engine core died: recovered only once a shard is back.
+    run = rig(roles=ALL_ENTRY, respawn_after=1.5, replicas=1)
+    gevent.sleep(0.1)
+    shard = run.one(REPLICA)
+    kill(shard, signal.SIGKILL, run.journal)
+    exited = run.wait("process_exited", role=REPLICA)
+    gevent.sleep(0.8)  # four health probes, all 200
+    assert run.supervisor.state == "exited" and not run.events("recovered")
+    recovered = run.wait("recovered", timeout=5.0)
+    run.finish()
+    # The fake respawns its shard 1.5 s after one died: not recovered before that.
+    assert recovered["how"] == "health" and recovered["t"] >= exited["t"] + 1.2, (exited, recovered)
 
 
 # --- replicas and dependencies: partial failures, not crashes
