@@ -44,6 +44,7 @@ SOCKET_ROOM = 60  # what vLLM appends to the temporary folder's path in a socket
 SUN_PATH_MAX = 107
 # The resource tracker ends a moment after the API server (when its pipe closes): not a leftover.
 SETTLE_S = 1.0
+WARM_UP_TIMEOUT_S = 120.0
 # Every request asks for exactly max_tokens (the tiny model's random weights would stop at an
 # end-of-sequence now and then) and greedy decoding (the same tokens each time, and cheaper).
 REQUEST_DEFAULTS: dict[str, Any] = {"ignore_eos": True, "temperature": 0.0}
@@ -158,6 +159,7 @@ class VllmStack(Stack):
             self._raise_if_exited()
             ready, last = self._serving()
             if ready:
+                self._warm_up(started + timeout)
                 self.version = _version(self.endpoints.http or "")
                 return time.monotonic() - started
             time.sleep(POLL_S)
@@ -171,6 +173,26 @@ class VllmStack(Stack):
             log = self._log().read_text(encoding="utf-8", errors="replace") if self._log().exists() else ""
             raise StackFailed(f"vllm's API server exited with code {code} before it was ready: "
                               f"{explain_start_failure(log) or tail(self._log())} (log {self._log()})")
+
+    def _warm_up(self, deadline: float) -> None:
+        """One real completion before the stack counts as ready. The first request of a fresh
+        server initialises lazily (imports, the tokenizer's chat template): on a new install it
+        blocked the API server's event loop, /health included, for about 5 s, which the load
+        would otherwise meet as a hang at its start."""
+        target = self.target(request_timeout=WARM_UP_TIMEOUT_S)
+        assert isinstance(target, LlmTarget)
+        last = "no answer"
+        while time.monotonic() < deadline:
+            self._raise_if_exited()
+            answer = chat_canary(target, max(1.0, min(WARM_UP_TIMEOUT_S, deadline - time.monotonic())))
+            if answer.ok:
+                return
+            if answer.status is not None and 400 <= answer.status < 500:
+                raise StackFailed(f"vllm refused its warm-up request: HTTP {answer.status} {answer.detail}")
+            last = answer.detail
+            time.sleep(POLL_S)
+        raise StackFailed(f"vllm listed its model but answered no completion before stack.startup_timeout: "
+                          f"{last}; log {self._log()}: {tail(self._log())}")
 
     def _serving(self) -> tuple[bool, str]:
         base = self.endpoints.http
