@@ -10,6 +10,7 @@ from harness.faultimpact import fault_intervals
 from harness.features import metric_def
 from harness.journal import JOURNAL_NAME, read_journal
 from harness.journal_compat import upgrade
+from harness.load.percentiles import value_at_percentile
 from harness.load.recorder import decode_histogram, latency_summary, new_histogram
 from harness.logpatterns import HARNESS, HarnessSignals
 from harness.scenario import Window
@@ -163,7 +164,7 @@ def latency_metric(data: RunData, metric: str, window: Window | str) -> Measured
         return Measured(None, 0)
     pct = percentile_of(metric)
     if pct is not None:
-        value = hist.get_value_at_percentile(pct) / 1000
+        value = value_at_percentile(hist, pct) / 1000  # also read by abort checks while the load runs
     elif metric == "mean_ms":
         value = hist.get_mean_value() / 1000
     elif metric == "max_ms":

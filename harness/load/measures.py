@@ -9,6 +9,8 @@ from typing import Any
 
 from hdrh.histogram import HdrHistogram
 
+from harness.load.percentiles import value_at_percentile, values_at_percentiles
+
 SCALE = 1000.0
 # Same range and precision as the latency histograms: 0.001 .. 3.6 million units, 3 digits.
 LOWEST_US = 1
@@ -39,11 +41,12 @@ def measure_summary(hist: HdrHistogram, total: float | None = None) -> dict[str,
 
     Pass `total` (the sum of the scaled values) where it is known: hdrh's mean walks the whole
     histogram in Python through an iterator that also keeps the histogram alive until a full
-    garbage collection.
+    garbage collection. Its percentiles walk it in Python too: harness.load.percentiles instead.
     """
     if hist.get_total_count() == 0:
         return {}
-    out: dict[str, float] = {f"p{p:g}": hist.get_value_at_percentile(p) / SCALE for p in REPORTED_PERCENTILES}
+    values = values_at_percentiles(hist, REPORTED_PERCENTILES)
+    out: dict[str, float] = {f"p{p:g}": values[p] / SCALE for p in REPORTED_PERCENTILES}
     mean = hist.get_mean_value() if total is None else total / hist.get_total_count()
     out["mean"] = mean / SCALE
     out["max"] = hist.get_max_value() / SCALE
@@ -83,4 +86,4 @@ def measure_value(hist: HdrHistogram, stat: str) -> float | None:
         return hist.get_mean_value() / SCALE
     if stat == "max":
         return hist.get_max_value() / SCALE
-    return hist.get_value_at_percentile(float(stat.removeprefix("p"))) / SCALE
+    return value_at_percentile(hist, float(stat.removeprefix("p"))) / SCALE

@@ -10,6 +10,7 @@ from hdrh.histogram import HdrHistogram
 
 from harness.load.failures import MESSAGE_CHARS
 from harness.load.measures import measures_record, new_measure_histogram, record_measures
+from harness.load.percentiles import values_at_percentiles
 
 # Latency is recorded in microseconds, 1 us .. 1 h, 3 significant digits.
 LOWEST_US = 1
@@ -30,12 +31,14 @@ def latency_summary(hist: HdrHistogram, sum_us: float | None = None) -> dict[str
     """Percentiles, mean and max in milliseconds (empty when the histogram is).
 
     Pass `sum_us` where it is known: hdrh's mean walks the whole histogram in Python (about
-    30 ms a bucket), which would stall every user once a second.
+    30 ms a bucket), which would stall every user once a second; its percentiles do too, so they
+    come from harness.load.percentiles.
     """
     count = hist.get_total_count()
     if count == 0:
         return {}
-    summary = {f"p{p:g}": hist.get_value_at_percentile(p) / 1000 for p in REPORTED_PERCENTILES}
+    values = values_at_percentiles(hist, REPORTED_PERCENTILES)
+    summary = {f"p{p:g}": values[p] / 1000 for p in REPORTED_PERCENTILES}
     mean_us = sum_us / count if sum_us is not None else hist.get_mean_value()
     summary["mean"] = mean_us / 1000
     summary["max"] = hist.get_max_value() / 1000
