@@ -2,14 +2,18 @@
 
 import time
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import gevent
 from locust import User, constant, task
+from locust.runners import STATE_CLEANUP, STATE_STOPPED, STATE_STOPPING
 
 from harness.load.failures import MESSAGE_CHARS, exception_detail, failure_message
 from harness.load.pacer import Pacer
 from harness.load.target import Target
+
+# The runner's states while and after it stops its users (a local runner says `cleanup`).
+STOPPING_STATES = frozenset({STATE_CLEANUP, STATE_STOPPING, STATE_STOPPED})
 
 
 @dataclass(frozen=True)
@@ -50,6 +54,10 @@ class HarnessUser(User):
         except Exception as exc:  # a user class bug still counts, and must not kill the user
             outcome = Outcome(type(exc).__name__, 0, exception_detail(exc, f"in {type(self).__name__}.send"))
         finished = time.monotonic()
+        if outcome.error_kind is not None and _load_stopping(self.environment):
+            # The load's own stop cut this request (Locust kills users mid-request, and
+            # geventhttpclient can turn that into HTTPConnectionClosed): not the server's failure.
+            return
         origin = intended if intended is not None else started
         late = intended is not None and started - intended > self.late_after
         self.environment.events.request.fire(
@@ -69,6 +77,11 @@ class HarnessUser(User):
             if delay > 0:
                 gevent.sleep(delay)
         return slot
+
+
+def _load_stopping(environment: Any) -> bool:
+    runner = getattr(environment, "runner", None)
+    return runner is not None and runner.state in STOPPING_STATES
 
 
 class RequestFailed(Exception):

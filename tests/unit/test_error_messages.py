@@ -158,6 +158,28 @@ def test_a_user_class_bug_names_the_class() -> None:
     assert str(request["exception"]) == "AssertionError: in Broken.send: AssertionError without a message"
 
 
+def test_a_request_the_loads_own_stop_cut_is_not_a_failure() -> None:
+    from locust.runners import STATE_CLEANUP, STATE_RUNNING
+
+    class Cut(HarnessUser):
+        abstract = True
+        target = Target("http://127.0.0.1:1", None, "m")
+
+        def send(self) -> Outcome:
+            return Outcome("HTTPConnectionClosed", 0, "closed")
+
+    fired: list[dict[str, Any]] = []
+    env = Environment(user_classes=[Cut])
+    env.events.request.add_listener(lambda **kwargs: fired.append(kwargs))
+    runner = env.create_local_runner()
+    runner.state = STATE_CLEANUP  # what Locust's stop() sets while it stops the users
+    Cut(env).one_request()
+    assert fired == []
+    runner.state = STATE_RUNNING  # the same failure while the load runs is recorded
+    Cut(env).one_request()
+    assert [r["context"]["error_kind"] for r in fired] == ["HTTPConnectionClosed"]
+
+
 @pytest.mark.parametrize("failure, expected", [
     (("bad_json", ""), "POST /v1/chat/completions -> 200 OK, but the body is not JSON: (empty body)"),
     (("stream_error", "model overloaded"),
