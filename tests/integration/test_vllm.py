@@ -153,4 +153,4 @@ def test_a_small_kv_cache_makes_requests_wait_and_be_preempted(kv_run: Ran) -> N
     server = kv_run.summary["vllm"]
     assert server["vllm.preemptions"] >= 1 and server["vllm.waiting_max"] >= 1, server
     assert server["vllm.kv_cache_usage_max"] >= 0.9, server
-    assert kv_run.summary["totals"]["errors"] == 0
+    assert kv_run.slo("error_rate")["measured"] == 0  # up to 15 s: nothing failed under pressure
