@@ -48,9 +48,14 @@ class DynamoSpec(StackSpecBase):
 
     @model_validator(mode="after")
     def _lease_needs_etcd(self) -> "DynamoSpec":
-        if self.lease_ttl is not None and self.discovery != "etcd":
+        if self.lease_ttl is not None and not self.uses_etcd:
             raise ValueError("at lease_ttl: an etcd lease TTL needs `discovery: etcd`")
         return self
+
+    @property
+    def uses_etcd(self) -> bool:
+        """Discovery through an etcd the stack starts (else through files)."""
+        return self.discovery == "etcd"
 
     def build(self, workdir: Path, **stack_args: Any) -> "Stack":
         from harness.dynamo.stack import DynamoStack

