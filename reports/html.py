@@ -1,15 +1,19 @@
-"""report.html: one self-contained file (inline SVG and CSS) that opens offline."""
+"""report.html: one self-contained file (inline script, styles and data) that opens offline."""
 
+import json
+import math
 from collections import Counter
+from collections.abc import Callable
 from html import escape
 from typing import Any
 
-from harness.analysis import RunData
+from harness.analysis import RunData, merged_histogram
 from harness.faultimpact import fault_impacts, fault_intervals
 from harness.features import report_sections
+from harness.load.percentiles import value_at_percentile
 from harness.observers.scrape_profile import GENERIC_CHARTS, PROFILE_EVENT, MetricChart
-from reports.style import BASE_CSS, fmt, kv_table
-from reports.svgplot import Chart, render
+from reports.charts import Chart, Point, distribution_points, fill_zeros, percentile_ticks, render
+from reports.style import BASE_CSS, CHART_HELP, fmt, kv_table, page
 
 _CSS = BASE_CSS
 
@@ -23,7 +27,8 @@ _MARKED = {
 }
 
 
-def build_html(summary: dict[str, Any], data: RunData) -> str:
+def build_html(summary: dict[str, Any], data: RunData, files: list[tuple[str, int]] | None = None) -> str:
+    """The page; `files` ((path relative to the run folder, bytes)) are linked from it."""
     origin = data.load_start or 0.0
     body = [
         f"<h1>{escape(summary['scenario'])}</h1>",
@@ -31,13 +36,17 @@ def build_html(summary: dict[str, Any], data: RunData) -> str:
         f"<p><span class='verdict {escape(summary['verdict'])}'>{escape(summary['verdict'].upper())}</span>"
         f" &nbsp;exit {summary['exit_code']} ({escape(summary['exit_name'])}) &mdash; "
         f"{escape(summary['reason'])}</p>",
+        _file_links(files or []),
         _slo_table(summary["slos"]),
         _story(summary.get("story", [])),
         "<h2>What happened when</h2>",
-        "<p class='muted'>Time in seconds from the start of the load; dashed lines are events "
-        "(hover for names), shaded bands are windows such as faults.</p>",
+        "<p class='muted'>Time in seconds from the start of the load; dashed lines are events, "
+        "shaded bands are windows such as faults (the line under a chart names those at the "
+        f"cursor). {CHART_HELP}</p>",
         *_charts(data, origin),
+        _latency_distribution(data),
         _faults_table(summary.get("faults", []), origin),
+        *_fault_panels(data, origin),
         *_feature_sections(summary, data),
         "<h2>Totals</h2>",
         _totals_table(summary["totals"]) + _workers_table(summary["load"].get("workers", [])),
@@ -46,11 +55,7 @@ def build_html(summary: dict[str, Any], data: RunData) -> str:
         "<h2>Events</h2>",
         _events_table(summary["events"], origin),
     ]
-    return (
-        "<!DOCTYPE html><html><head><meta charset='utf-8'>"
-        f"<title>{escape(summary['scenario'])}: {escape(summary['verdict'])}</title>"
-        f"<style>{_CSS}</style></head><body>{''.join(body)}</body></html>"
-    )
+    return page(f"{summary['scenario']}: {summary['verdict']}", _CSS, "".join(body))
 
 
 def _feature_sections(summary: dict[str, Any], data: RunData) -> list[str]:
@@ -64,30 +69,113 @@ def _charts(data: RunData, origin: float) -> list[str]:
         return ["<p class='muted'>No requests were recorded.</p>"]
     x_range = (min(0.0, seconds[0]["t"] - origin), max(s["t"] for s in seconds) + 1 - origin)
     bands = _bands(data, origin)
-    markers = [(e["t"] - origin, e["event"]) for e in data.events if e["event"] in _MARKED]
+    markers = _markers(data, origin)
 
-    def chart(title: str, y_label: str, series: dict[str, list[tuple[float, float]]]) -> str:
+    def chart(title: str, y_label: str, series: dict[str, list[Point]]) -> str:
         return render(Chart(title, y_label, x_range, series, bands, markers))
-
-    def points(pick: Any) -> list[tuple[float, float]]:
-        out = []
-        for s in seconds:
-            value = pick(s)
-            if value is not None:
-                out.append((s["t"] - origin + 0.5, float(value)))
-        return out
 
     return [
         *_server_charts(data, origin, chart),
-        chart("Throughput", "req/s", {
-            "ok/s": points(lambda s: s["ok"]),
-            "errors/s": points(lambda s: s["requests"] - s["ok"]),
-        }),
-        chart("Latency of successful requests", "ms", {
-            "p50": points(lambda s: s["latency_ms"].get("p50")),
-            "p99": points(lambda s: s["latency_ms"].get("p99")),
-        }),
+        chart("Throughput", "req/s", _throughput(data, origin)),
+        chart("Latency of successful requests", "ms", _latency_lines(data, origin)),
     ]
+
+
+def _markers(data: RunData, origin: float) -> list[tuple[float, str]]:
+    return [(e["t"] - origin, _marker_label(e)) for e in data.events if e["event"] in _MARKED]
+
+
+def _marker_label(event: dict[str, Any]) -> str:
+    """`fault_injected f0.0 process_kill`, `process_exited engine_core`: what a reader looks for."""
+    extra = [str(event[k]) for k in ("id", "kind", "role", "after") if event.get(k) not in (None, "")]
+    return " ".join([event["event"], *extra])
+
+
+def _second_span(data: RunData) -> range:
+    """Every second of the load, as the recorder numbers them (the run clock, floored)."""
+    first = min(int(s["t"]) for s in data.seconds)
+    last = max(int(s["t"]) for s in data.seconds)
+    if data.load_start is not None:
+        first = min(first, math.floor(data.load_start))
+    if data.load_end is not None:
+        last = max(last, math.ceil(data.load_end) - 1)
+    return range(first, last + 1)
+
+
+def _throughput(data: RunData, origin: float) -> dict[str, list[Point]]:
+    """A second with no record completed nothing: its counts are zeros, not a hole."""
+    span = _second_span(data)
+    start, end = span.start - origin + 0.5, span.stop - origin + 0.5
+    ok = [(s["t"] - origin + 0.5, float(s["ok"])) for s in data.seconds]
+    errors = [(s["t"] - origin + 0.5, float(s["requests"] - s["ok"])) for s in data.seconds]
+    return {"ok/s": fill_zeros(ok, start, end), "errors/s": fill_zeros(errors, start, end)}
+
+
+def _latency_lines(data: RunData, origin: float) -> dict[str, list[Point]]:
+    """A second with no successful request has no latency: a hole in the line, never a slope."""
+    by_second = {int(s["t"]): s for s in data.seconds}
+
+    def line(percentile: str) -> list[Point]:
+        out: list[Point] = []
+        for second in _second_span(data):
+            value = (by_second.get(second) or {}).get("latency_ms", {}).get(percentile)
+            out.append((second - origin + 0.5, None if value is None else float(value)))
+        return out
+
+    return {"p50": line("p50"), "p99": line("p99")}
+
+
+def _latency_distribution(data: RunData) -> str:
+    """The whole load's latency by percentile, from the merged HDR histograms (log scale); with
+    faults, also the seconds inside and outside their windows, so the tail they add shows."""
+    curves = {"all successful requests": data.seconds}
+    windows = fault_intervals(data)
+    if windows:
+        def inside(record: dict[str, Any]) -> bool:
+            return any(start < record["t"] + 1 and record["t"] < end for start, end in windows)
+        curves["seconds inside fault windows"] = [s for s in data.seconds if inside(s)]
+        curves["seconds outside fault windows"] = [s for s in data.seconds if not inside(s)]
+    lines: dict[str, list[Point]] = {}
+    top = 0.0
+    for name, records in curves.items():
+        hist = merged_histogram(records)
+        count = hist.get_total_count()
+        if count:
+            lines[name] = distribution_points(_scaled(hist), count)
+            top = max(top, math.log10(count))
+    if not lines:
+        return ""
+    ticks = [t for t in percentile_ticks() if t[0] <= math.ceil(top)]
+    chart = Chart("Latency by percentile (successful requests)", "ms", (0.0, max(1.0, top)), lines,
+                  x_unit="", x_kind="nines", x_label="percentile (log scale of 1 / (1 - p))",
+                  sync=False, log_y=True, x_ticks=ticks, height=260)
+    return "<h2>Latency distribution</h2>" + render(chart)
+
+
+def _scaled(hist: Any) -> Callable[[float], float]:
+    return lambda percentile: value_at_percentile(hist, percentile) / 1000.0  # µs to ms
+
+
+def _fault_panels(data: RunData, origin: float) -> list[str]:
+    """Per fault, its window zoomed: throughput and p99 from 5 s before to 10 s after."""
+    if not data.seconds:
+        return []
+    panels = []
+    throughput, latency = _throughput(data, origin), _latency_lines(data, origin)
+    markers = _markers(data, origin)
+    for impact, (start, end) in zip(fault_impacts(data), fault_intervals(data), strict=True):
+        x_range = (start - origin - 5.0, end - origin + 10.0)
+        band = [(start - origin, end - origin, f"{impact.id} {impact.name}")]
+
+        def near(points: list[Point], lo: float = x_range[0], hi: float = x_range[1]) -> list[Point]:
+            return [p for p in points if lo - 1 <= p[0] <= hi + 1]
+
+        lines = {k: near(v) for k, v in throughput.items()}
+        panels.append(render(Chart(f"{impact.id} {impact.name}: throughput", "req/s", x_range, lines, band,
+                                   markers, sync=False, height=170)))
+        panels.append(render(Chart(f"{impact.id} {impact.name}: latency p99", "ms", x_range,
+                                   {"p99": near(latency["p99"])}, band, markers, sync=False, height=170)))
+    return (["<h3>Each fault's window, zoomed</h3>"] + panels) if panels else []
 
 
 def _story(lines: list[str]) -> str:
@@ -274,15 +362,43 @@ def _findings(findings: list[str]) -> str:
 
 
 def _events_table(events: list[dict[str, Any]], origin: float) -> str:
+    """Each event's details as `name: value`, nested values as JSON; long ones fold open."""
     rows = []
     for event in events:
-        details = {k: v for k, v in event.items() if k not in ("t", "event")}
-        text = ", ".join(f"{k}={v}" for k, v in details.items())
-        rows.append(
-            f"<tr><td>{event['t'] - origin:+.2f}s</td><td>{escape(event['event'])}</td>"
-            f"<td>{escape(text[:400])}</td></tr>"
-        )
-    return f"<table><tr><th>t</th><th>event</th><th>details</th></tr>{''.join(rows)}</table>"
+        details = {k: v for k, v in event.items() if k not in ("t", "event", "type", "wall")}
+        rows.append(f"<tr><td>{event['t'] - origin:+.2f}s</td><td>{escape(event['event'])}</td>"
+                    f"<td>{_details(details)}</td></tr>")
+    return f"<table class='events'><tr><th>t</th><th>event</th><th>details</th></tr>{''.join(rows)}</table>"
+
+
+def _details(details: dict[str, Any]) -> str:
+    parts = []
+    for key, value in details.items():
+        text = value if isinstance(value, str) else json.dumps(value, default=str, ensure_ascii=False)
+        if len(text) > 160:
+            pretty = value if isinstance(value, str) else json.dumps(value, default=str, indent=1,
+                                                                        ensure_ascii=False)
+            parts.append(f"<details><summary><b>{escape(key)}</b>: {escape(text[:100])}&hellip;</summary>"
+                         f"<pre>{escape(pretty)}</pre></details>")
+        else:
+            parts.append(f"<b>{escape(key)}</b>: {escape(text)}")
+    return "<br>".join(parts)
+
+
+def _file_links(files: list[tuple[str, int]]) -> str:
+    """Links to the run folder's files, relative: they work wherever the folder is copied."""
+    if not files:
+        return ""
+    links = " &middot; ".join(f"<a href='{escape(path)}'>{escape(path)}</a> <span class='muted'>"
+                              f"({_size(size)})</span>" for path, size in files)
+    return f"<p class='files'>Files of this run: {links}</p>"
+
+
+def _size(size: int) -> str:
+    for unit, scale in (("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if size >= scale:
+            return f"{size / scale:.1f} {unit}"
+    return f"{size} B"
 
 
 def _fmt(value: Any) -> str:

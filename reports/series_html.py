@@ -1,4 +1,4 @@
-"""series.html: a series' verdict on one self-contained page (inline SVG and CSS, no script).
+"""series.html: a series' verdict on one self-contained page (inline charts, styles and data).
 
 Per SLO: how many repetitions it held in against how many it needs, and a plot of each
 repetition's value with its confidence interval against the threshold.
@@ -7,13 +7,12 @@ repetition's value with its confidence interval against the threshold.
 from html import escape
 from typing import Any
 
-from reports.style import BASE_CSS
+from reports.charts import Chart, Point, render
+from reports.style import BASE_CSS, page
 
 _CSS = BASE_CSS + """
 .held{color:#2a7d2a;font-weight:600} .failed{color:#b22;font-weight:600} .undecided{color:#b77a00}
-svg{font-size:11px}
 """
-_W, _H, _LEFT, _RIGHT, _TOP, _BOTTOM = 640, 170, 70, 20, 14, 26
 
 
 def build_series_html(series: dict[str, Any]) -> str:
@@ -28,11 +27,7 @@ def build_series_html(series: dict[str, Any]) -> str:
         "<h2>Repetitions</h2>",
         _repetitions(series),
     ]
-    return (
-        "<!DOCTYPE html><html><head><meta charset='utf-8'>"
-        f"<title>{escape(series['scenario'])} series: {escape(series['verdict'])}</title>"
-        f"<style>{_CSS}</style></head><body>{''.join(body)}</body></html>"
-    )
+    return page(f"{series['scenario']} series: {series['verdict']}", _CSS, "".join(body))
 
 
 def _slo_table(series: dict[str, Any]) -> str:
@@ -59,43 +54,30 @@ def _overlap(overlap: bool | None) -> str:
 
 
 def _slo_plot(slo: dict[str, Any]) -> str:
-    """Each repetition's value (dot) and interval (whisker; open sides reach the edge) vs the threshold."""
+    """Each repetition's value and interval (an open side is left out) against the threshold."""
     runs = [r for r in slo["runs"] if r["measured"] is not None]
     if not runs:
         return ""
-    values = [slo["threshold"], *(r["measured"] for r in runs)]
-    values += [v for r in runs for v in (r.get("ci") or []) if v is not None]
-    low, high = min(values), max(values)
-    pad = (high - low) * 0.1 or abs(high) * 0.1 or 1.0
-    low, high = (max(0.0, low - pad) if low >= 0 else low - pad), high + pad  # no negative latencies
     slots = max(slo["of"], len(runs))
+    held: list[Point] = [(float(r["repetition"]), float(r["measured"])) for r in runs if r["passed"]]
+    failed: list[Point] = [(float(r["repetition"]), float(r["measured"])) for r in runs if not r["passed"]]
+    low: list[Point] = [(float(r["repetition"]), _side(r, 0)) for r in runs]
+    high: list[Point] = [(float(r["repetition"]), _side(r, 1)) for r in runs]
+    threshold = f"threshold ({slo['op']} {slo['threshold']:g})"
+    lines: dict[str, list[Point]] = {
+        "held": held, "failed": failed, "interval low": low, "interval high": high,
+        threshold: [(0.5, float(slo["threshold"])), (slots + 0.5, float(slo["threshold"]))]}
+    ticks = [(float(n), f"run {n}") for n in range(1, slots + 1)]
+    chart = Chart(slo["name"], slo.get("unit") or "value", (0.5, slots + 0.5), lines, x_unit="",
+                  x_kind="index", x_label="repetition", sync=False, x_ticks=ticks, height=200,
+                  dots=("held", "failed", "interval low", "interval high"))
+    return f"<h2>{escape(slo['name'])}</h2>" + render(chart)
 
-    def sx(rep: int) -> float:
-        return _LEFT + (rep - 0.5) / slots * (_W - _LEFT - _RIGHT)
 
-    def sy(value: float | None, open_end: float) -> float:
-        value = open_end if value is None else value
-        return _H - _BOTTOM - (value - low) / (high - low) * (_H - _TOP - _BOTTOM)
-
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {_W} {_H}" width="{_W}">',
-             f'<line x1="{_LEFT}" x2="{_W - _RIGHT}" y1="{sy(slo["threshold"], 0):.1f}" '
-             f'y2="{sy(slo["threshold"], 0):.1f}" stroke="#b22" stroke-dasharray="5 3"/>',
-             f'<text x="{_LEFT - 6}" y="{sy(slo["threshold"], 0) + 4:.1f}" text-anchor="end">'
-             f'{slo["op"]} {slo["threshold"]:g}</text>']
-    for value in (low, high):  # the scale: the plot's bottom and top
-        parts.append(f'<text x="{_W - _RIGHT}" y="{sy(value, 0) + (0 if value == low else 10):.1f}" '
-                     f'text-anchor="end" fill="#888">{value:.4g}</text>')
-    for run in runs:
-        x, ci = sx(run["repetition"]), run.get("ci")
-        colour = "#2a7d2a" if run["passed"] else "#b22"
-        if ci is not None:
-            parts.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{sy(ci[0], low):.1f}" '
-                         f'y2="{sy(ci[1], high):.1f}" stroke="{colour}" stroke-width="2"/>')
-        parts.append(f'<circle cx="{x:.1f}" cy="{sy(run["measured"], 0):.1f}" r="4" fill="{colour}">'
-                     f'<title>repetition {run["repetition"]}: {run["measured"]}</title></circle>')
-        parts.append(f'<text x="{x:.1f}" y="{_H - 8}" text-anchor="middle">run {run["repetition"]}</text>')
-    parts.append("</svg>")
-    return f"<h2>{escape(slo['name'])}</h2>" + "".join(parts)
+def _side(run: dict[str, Any], index: int) -> float | None:
+    ci = run.get("ci")
+    value = ci[index] if ci else None
+    return None if value is None else float(value)
 
 
 def _repetitions(series: dict[str, Any]) -> str:

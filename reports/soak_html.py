@@ -1,4 +1,4 @@
-"""soak.html: a soak's trends on one self-contained page (inline SVG, no script).
+"""soak.html: a soak's trends on one self-contained page (inline charts, styles and data).
 
 Leak detection (the target's RSS and its least-squares slope), the harness's own RSS, p50/p99
 per cycle and their drift, each cycle's error windows and recovery, and one row per cycle with a
@@ -8,11 +8,11 @@ link to that cycle's own report.html.
 from html import escape
 from typing import Any
 
-from reports.style import BASE_CSS, fmt, kv_table
-from reports.svgplot import Chart, render
+from reports.charts import Chart, render
+from reports.style import BASE_CSS, CHART_HELP, fmt, kv_table, page
 
 _CSS = BASE_CSS + """
-body{max-width:1100px} td,th{vertical-align:top} .marker{stroke:#b22}
+body{max-width:1100px} td,th{vertical-align:top}
 """
 MAX_ROWS = 400  # cycle rows shown in full; beyond, failed cycles and the first and last ones
 EDGE_ROWS = 100
@@ -31,17 +31,13 @@ def build_soak_html(soak: dict[str, Any]) -> str:
         _limits(soak.get("limits", [])),
         "<h2>Trends</h2>",
         _trend_table(soak),
-        "<p class='muted'>Time in seconds from the start of the soak's load. Red dashed lines mark "
-        "cycles whose SLOs failed (hover for the cycle).</p>",
+        "<p class='muted'>Time in seconds from the start of the soak's load. Dashed lines mark "
+        f"cycles whose SLOs failed (the line under a chart names the cycle). {CHART_HELP}</p>",
         *_charts(soak),
         "<h2>Cycles</h2>",
         _cycles_table(soak["cycles"]),
     ]
-    return (
-        "<!DOCTYPE html><html><head><meta charset='utf-8'>"
-        f"<title>{escape(title)}: {escape(soak['verdict'])}</title>"
-        f"<style>{_CSS}</style></head><body>{''.join(body)}</body></html>"
-    )
+    return page(f"{title}: {soak['verdict']}", _CSS, "".join(body))
 
 
 def _settings(soak: dict[str, Any]) -> str:

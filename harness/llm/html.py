@@ -5,7 +5,7 @@ from html import escape
 from typing import Any
 
 from harness.analysis import RunData
-from reports.svgplot import Chart, render
+from reports.charts import Chart, render
 
 _LABELS = {
     "ttft_ms": "time to first token (ms)",

@@ -6,7 +6,7 @@ from typing import Any
 
 from harness.analysis import RunData
 from harness.sizes import format_size
-from reports.svgplot import Chart, render
+from reports.charts import Chart, render
 
 MIB = float(1 << 20)
 _MARKED = {"stack_start_attempt", "oom_kill", "sidecar_exited", "memory_stress_step", "memory_limit_step",

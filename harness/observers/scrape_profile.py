@@ -107,7 +107,7 @@ class MetricChart:
 # scraper wrote its profile's charts: every rate, and every per-request mean, by its full name.
 GENERIC_CHARTS: tuple[MetricChart, ...] = (
     MetricChart("Server: counters per second (Prometheus)", "1/s", suffix=":per_s"),
-    MetricChart("Server: mean per request (Prometheus)", "", suffix=":per_request"),
+    MetricChart("Server: mean per request (Prometheus)", "per request", suffix=":per_request"),
 )
 
 

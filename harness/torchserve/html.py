@@ -6,7 +6,7 @@ from typing import Any
 
 from harness.analysis import RunData
 from harness.torchserve.measures import worker_samples
-from reports.svgplot import Chart, render
+from reports.charts import Chart, render
 
 SHOWN_STATE_ROWS = 80
 

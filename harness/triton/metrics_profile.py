@@ -61,7 +61,7 @@ TRITON_PROFILE = ScrapeProfile(
     charts=(
         MetricChart("Server: requests per second (Prometheus)", "req/s",
                     prefix="nv_inference_request_", suffix=":per_s", strip="nv_inference_"),
-        MetricChart("Server: time per request (Prometheus)", "us",
+        MetricChart("Server: time per request (Prometheus)", "µs",
                     prefix="nv_inference_", suffix="_us:per_request", strip="nv_inference_"),
     ),
 )

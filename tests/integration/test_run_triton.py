@@ -13,6 +13,7 @@ import pytest
 from harness.exitcodes import ExitCode
 from harness.journal import read_journal
 from tests.conftest import HARNESS, only_run_dir, run_harness
+from tests.reportpage import time_charts
 
 pytestmark = pytest.mark.real
 
@@ -58,7 +59,7 @@ def test_passing_run_writes_journal_verdict_and_reports(tmp_path: Path) -> None:
     assert summary["stack"]["stop"]["exits"]["server"]["exit_code"] == 0
     suite = ET.parse(run_dir / "junit.xml").getroot()
     assert len(suite.findall("testcase")) == 4 and suite.get("tests") == "4" and suite.get("failures") == "0"
-    assert "<svg" in (run_dir / "report.html").read_text()
+    assert time_charts((run_dir / "report.html").read_text())
     signal_slo = next(s for s in summary["slos"] if s["metric"] == "log.signal_any")
     assert signal_slo["passed"] and signal_slo["measured"] == 0
     assert not any("Signal (15)" in line for line in summary["story"] + summary["findings"])

@@ -12,6 +12,7 @@ from harness.exitcodes import ExitCode
 from harness.repeat import Repetition, cis_overlap, judge_series
 from harness.scenario import Scenario, load_scenario
 from harness.series_run import run_series, series_length
+from tests.reportpage import chart_specs
 from tests.unit.helpers import scenario_error
 
 BASE = """\
@@ -178,7 +179,7 @@ def test_series_loop_writes_series_json_junit_and_html(tmp_path: Path, scenario_
     assert all(c.find("failure") is None for c in cases)
     assert "held in 2 of 3" in (cases[1].findtext("system-out") or "")
     html = (series_dir / "series.html").read_text()
-    assert "<svg" in html and "2 of 3" in html and "run-2/report.html" in html
+    assert chart_specs(html) and "2 of 3" in html and "run-2/report.html" in html
 
 
 def test_series_stops_at_an_interrupted_repetition(tmp_path: Path, scenario_file) -> None:

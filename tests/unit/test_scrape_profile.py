@@ -32,6 +32,7 @@ from harness.triton.stack import TritonStack
 from harness.vllm.metrics_profile import VLLM_PROFILE
 from reports.build import write_reports
 from reports.html import _server_charts
+from tests.reportpage import time_charts
 from tests.unit.helpers import synthetic_records
 from tests.unit.observer_helpers import FakeStack, context, records
 from tests.unit.test_verdict_and_reports import scenario
@@ -407,7 +408,7 @@ def test_report_draws_triton_as_before_and_splits_label_sets() -> None:
     rates, times = "Server: requests per second (Prometheus)", "Server: time per request (Prometheus)"
     drawn = _drawn(RunData.from_records([declared, *samples]))
     assert list(drawn) == [rates, times]
-    assert drawn[rates][0] == "req/s" and drawn[times][0] == "us"
+    assert drawn[rates][0] == "req/s" and drawn[times][0] == "µs"
     assert set(drawn[rates][1]) == {"request_success", "request_failure"}
     assert set(drawn[times][1]) == {"queue_duration", "request_duration"}
     # two models: one line each rather than one zigzag through both
@@ -435,4 +436,4 @@ def test_report_html_holds_the_vllm_charts(tmp_path: Path) -> None:
     html = (tmp_path / "report.html").read_text()
     for chart in VLLM_PROFILE.charts:
         assert chart.title.replace("'", "&#x27;") in html
-    assert html.count("<svg") == 2 + len(VLLM_PROFILE.charts)  # throughput, latency, and vLLM's own
+    assert len(time_charts(html)) == 2 + len(VLLM_PROFILE.charts)  # throughput, latency, and vLLM's own

@@ -1,0 +1,111 @@
+"""report.html of a real run with a fault, opened in headless Chromium: the charts draw, hover
+shows values, zoom on one chart moves all charts on the time axis, and nothing logs an error.
+
+The run is `scenarios/faults/triton-server-freeze.yaml` (a real Triton frozen for 4 s under
+load): its freeze is a stretch with no successful request, which must be a gap in the latency
+line. The screenshots are saved in the test's folder (printed) and, where
+HARNESS_SCREENSHOTS names a folder, copied there.
+"""
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.browser import chromium, console_errors, full_page_screenshot, needs_browser
+from tests.conftest import ROOT, only_run_dir, run_harness, triton_available
+from tests.reportpage import chart_specs
+
+pytestmark = [pytest.mark.real, needs_browser,
+              pytest.mark.skipif(not triton_available(), reason="needs nvidia-pytriton")]
+FREEZE = (4.0, 8.0)  # the scenario's freeze, in seconds from the start of the load
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("report-browser")
+    scenario = ROOT / "scenarios/faults/triton-server-freeze.yaml"
+    result = run_harness("run", str(scenario), "--runs-dir", "runs", "--no-progress", cwd=folder, timeout=240)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return only_run_dir(folder / "runs")
+
+
+def _keep(shot: Path) -> None:
+    print(f"screenshot: {shot}")
+    target = os.environ.get("HARNESS_SCREENSHOTS")
+    if target:
+        Path(target).mkdir(parents=True, exist_ok=True)
+        shutil.copy(shot, Path(target) / shot.name)
+
+
+def _ranges(driver: Any) -> list[dict[str, Any]]:
+    return list(driver.execute_script("return window.HarnessCharts.ranges()"))
+
+
+def test_the_freeze_is_a_gap_in_the_latency_line_not_a_slope(run_dir: Path) -> None:
+    html = (run_dir / "report.html").read_text(encoding="utf-8")
+    (latency,) = [s for s in chart_specs(html) if s["title"] == "Latency of successful requests"]
+    p99 = next(line for line in latency["series"] if line["label"] == "p99")["points"]
+    in_freeze = [y for x, y in p99 if FREEZE[0] + 1.0 < x < FREEZE[1] - 0.5]
+    assert in_freeze and all(y is None for y in in_freeze), p99
+    (throughput,) = [s for s in chart_specs(html) if s["title"] == "Throughput"]
+    ok = next(line for line in throughput["series"] if line["label"] == "ok/s")["points"]
+    assert [y for x, y in ok if FREEZE[0] + 1.0 < x < FREEZE[1] - 0.5] and all(
+        y == 0 for x, y in ok if FREEZE[0] + 1.0 < x < FREEZE[1] - 0.5)  # a count: zero, drawn as zero
+    print(f"report.html: {len(html.encode()) / 1024:.0f} KiB")
+
+
+def test_the_report_draws_every_chart_and_hover_and_zoom_work(run_dir: Path, tmp_path: Path) -> None:
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+
+    with chromium(tmp_path / "profile") as driver:
+        driver.get((run_dir / "report.html").as_uri())
+        figures = driver.find_elements(By.CSS_SELECTOR, "figure.hchart")
+        assert len(figures) >= 4  # server charts, throughput, latency, distribution, fault panels
+        for figure in figures:
+            title = figure.find_element(By.TAG_NAME, "figcaption").text
+            assert figure.get_attribute("data-rendered") == "1", title
+            assert int(figure.get_attribute("data-points") or 0) > 0, title
+            assert figure.find_elements(By.CSS_SELECTOR, "canvas"), title
+        assert console_errors(driver) == []
+
+        throughput = next(f for f in figures if f.find_element(By.TAG_NAME, "figcaption").text
+                          == "Throughput")
+        driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", throughput)
+        over = throughput.find_element(By.CSS_SELECTOR, ".u-over")
+        ActionChains(driver).move_to_element(over).perform()  # the middle of the load
+        values = [v.text for v in throughput.find_elements(By.CSS_SELECTOR, ".u-legend .u-value")]
+        assert values[0].endswith(" s") and values[1].endswith(" req/s"), values  # t, then ok/s
+        float(values[1].split()[0])  # a number, not the dash of no value
+
+        before = _ranges(driver)
+        synced = [r for r in before if r["sync"]]
+        assert len(synced) >= 3 and len({(r["min"], r["max"]) for r in synced}) == 1, synced  # one time axis
+        width = over.size["width"]
+        ActionChains(driver).move_to_element_with_offset(over, -width // 4, 0).click_and_hold() \
+            .move_by_offset(width // 4, 0).release().perform()  # drag across the middle quarter: zoom
+        after = [r for r in _ranges(driver) if r["sync"]]
+        assert len({(r["min"], r["max"]) for r in after}) == 1, after  # all followed
+        assert after[0]["max"] - after[0]["min"] < 0.5 * (synced[0]["max"] - synced[0]["min"]), after
+        unsynced = [(r["min"], r["max"]) for r in before if not r["sync"]]
+        assert [(r["min"], r["max"]) for r in _ranges(driver) if not r["sync"]] == unsynced  # their own axes
+
+        ActionChains(driver).double_click(over).perform()  # back to the whole run
+        home = [r for r in _ranges(driver) if r["sync"]]
+        assert (home[0]["min"], home[0]["max"]) == (synced[0]["min"], synced[0]["max"]), home
+        assert console_errors(driver) == []
+        _keep(full_page_screenshot(driver, tmp_path / "report.png"))
+
+
+def test_the_report_links_the_run_folder_files(run_dir: Path, tmp_path: Path) -> None:
+    from selenium.webdriver.common.by import By
+
+    with chromium(tmp_path / "profile") as driver:
+        driver.get((run_dir / "report.html").as_uri())
+        links = {a.text: a.get_attribute("href") for a in driver.find_elements(By.CSS_SELECTOR, "p.files a")}
+        for name in ("journal.jsonl", "summary.json", "junit.xml", "harness.log"):
+            assert name in links, links
+            assert Path(links[name].removeprefix("file://")).is_file(), links[name]
