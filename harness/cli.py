@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from harness import clihelp, clijson
-from harness.clienv import add_json_option, add_run_options, apply_env, json_requested
+from harness.clienv import add_json_option, add_run_options, add_web_option, apply_env, json_requested
 from harness.errors import HarnessError
 from harness.exitcodes import ExitCode
 from harness.listing import CHOICES
@@ -92,6 +92,7 @@ def _parser() -> argparse.ArgumentParser:
     run = _command(sub, "run", "run a scenario against a real stack and judge it")
     run.add_argument("scenario", type=Path)
     add_run_options(run, "run")
+    add_web_option(run)
     run.add_argument("--repeat", type=int, metavar="M",
                      help="run the scenario M times as one series (overrides its `repeat`; 1: one run)")
     add_json_option(run)
@@ -154,23 +155,30 @@ def _run(args: argparse.Namespace) -> tuple[int, ResultFn]:
     from harness.runner import Run
     from harness.scenario import load_scenario
     from harness.series_run import run_series, series_length
+    from reports.live import LiveSession
 
     workers = plan_from_args(args.workers, args.remote_workers, args.master_bind)
     scenario = load_scenario(args.scenario)
     roots: list[Path] = []  # where each run was made: a series' folder for a series
+    repeat = series_length(scenario, args.scenario, args.repeat)
+    live = LiveSession(args.web)  # a taken --web port is refused here, before any folder is made
 
     def make_run(runs_root: Path) -> Run:
         roots.append(runs_root)
-        return Run(scenario, args.scenario, runs_root, progress=not args.no_progress, seed=args.seed,
-                   workers=workers)
+        run = Run(scenario, args.scenario, runs_root, progress=not args.no_progress, seed=args.seed,
+                  workers=workers)
+        live.follow(runs_root if repeat > 1 else run.run_dir)  # a series: its current repetition
+        return run
 
-    repeat = series_length(scenario, args.scenario, args.repeat)
-    if repeat > 1:  # full runs one after another, judged together (harness.repeat)
-        code = run_series(scenario, args.scenario, args.runs_dir, make_run, repeat)
-        return code, lambda: clijson.series_object(roots[0] if roots else None, ExitCode(code))
-    run = make_run(args.runs_dir)
-    print(f"run folder: {run.run_dir}", flush=True)
-    verdict, _ = run.execute()
+    try:
+        if repeat > 1:  # full runs one after another, judged together (harness.repeat)
+            code = run_series(scenario, args.scenario, args.runs_dir, make_run, repeat)
+            return code, lambda: clijson.series_object(roots[0] if roots else None, ExitCode(code))
+        run = make_run(args.runs_dir)
+        print(f"run folder: {run.run_dir}", flush=True)
+        verdict, _ = run.execute()
+    finally:
+        live.stop()
     print_slo_table(verdict.slos)
     _print_verdict(verdict.word, verdict.code, verdict.reason, run.run_dir)
     return int(verdict.code), lambda: clijson.run_object(run.run_dir, verdict)

@@ -110,6 +110,22 @@ def add_run_options(parser: argparse.ArgumentParser, noun: str) -> None:
                              "else the scenario's `seed` or a new one)")
 
 
+def _web_port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a port number (0: a free one)") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port}: a port is 0 to 65535")
+    return port
+
+
+def add_web_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--web", nargs="?", const=0, default=None, type=_web_port, metavar="PORT",
+                        help="serve a live view of the charts on http://127.0.0.1:PORT/ while it runs "
+                             "(PORT left out or 0: a free port); read-only")
+
+
 def add_json_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", default=None,
                         help="print one JSON object on stdout, everything else on stderr "

@@ -58,6 +58,12 @@ def build_html(summary: dict[str, Any], data: RunData, files: list[tuple[str, in
     return page(f"{summary['scenario']}: {summary['verdict']}", _CSS, "".join(body))
 
 
+def live_charts(data: RunData) -> str:
+    """The report's time charts and latency distribution for the journal so far (the live page)."""
+    origin = data.load_start or 0.0
+    return "".join([*_charts(data, origin), _latency_distribution(data)])
+
+
 def _feature_sections(summary: dict[str, Any], data: RunData) -> list[str]:
     """Each feature's HTML section, from its part of the summary, in feature order."""
     return [section.html(summary.get(section.key), data) for section in report_sections() if section.html]

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 
 
 def add_parser(sub: Any) -> None:
-    from harness.clienv import add_json_option, add_run_options
+    from harness.clienv import add_json_option, add_run_options, add_web_option
     from harness.load.workeropts import add_worker_options
 
     summary = "repeat a scenario's load and fault cycle for hours, stack kept up"
@@ -23,6 +23,7 @@ def add_parser(sub: Any) -> None:
     soak.add_argument("--for", dest="for_", required=True, metavar="DURATION",
                       help="how long to soak: 90s, 10m, 8h, 1h30m (the last cycle may be cut short)")
     add_run_options(soak, "soak")
+    add_web_option(soak)
     soak.add_argument("--warmup", metavar="DURATION",
                       help="leave RSS samples this soon after the start out of slopes (default: one cycle)")
     soak.add_argument("--max-rss-slope-mb-per-h", type=float, metavar="X",
@@ -69,6 +70,7 @@ def _soak(args: argparse.Namespace) -> "tuple[int, Path, VerdictLike]":
     from harness.load.workeropts import plan_from_args
     from harness.scenario import load_scenario
     from harness.soak.run import SoakRun
+    from reports.live import LiveSession
 
     scenario = load_scenario(args.scenario)
     workers = plan_from_args(args.workers, args.remote_workers, args.master_bind)
@@ -76,13 +78,18 @@ def _soak(args: argparse.Namespace) -> "tuple[int, Path, VerdictLike]":
         # Each worker would walk the whole soak's stage list for every arrival: refuse, not crawl.
         raise UsageError(f"{args.scenario}: load.stages: an open-model soak with stages runs without "
                          "--workers; use one `rate` or a closed model")
+    live = LiveSession(args.web)  # a taken --web port is refused here, before any folder is made
     run = SoakRun(scenario, args.scenario, args.runs_dir, for_s=for_s, warmup_s=warmup_s,
                   max_rss_slope_mb_per_h=args.max_rss_slope_mb_per_h, max_p99_drift_ms=args.max_p99_drift_ms,
                   progress=not args.no_progress, seed=args.seed, workers=workers)
     print(f"run folder: {run.run_dir}", flush=True)
     print(f"soak: {run.plan.cycles} cycle(s) of {format_duration(run.plan.cycle_s)} "
           f"for {format_duration(for_s)}", flush=True)
-    verdict, _ = run.execute()
+    live.follow(run.run_dir)  # the current cycle's journal, as the soak rotates them
+    try:
+        verdict, _ = run.execute()
+    finally:
+        live.stop()
     from harness.console import print_slo_table
 
     print_slo_table(verdict.slos)

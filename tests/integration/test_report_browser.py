@@ -109,3 +109,59 @@ def test_the_report_links_the_run_folder_files(run_dir: Path, tmp_path: Path) ->
         for name in ("journal.jsonl", "summary.json", "junit.xml", "harness.log"):
             assert name in links, links
             assert Path(links[name].removeprefix("file://")).is_file(), links[name]
+
+
+def test_the_live_view_follows_a_real_run_and_ends_with_it(tmp_path: Path) -> None:
+    import subprocess
+    import time
+    import urllib.request
+
+    from selenium.webdriver.common.by import By
+
+    from tests.conftest import HARNESS
+
+    scenario = ROOT / "scenarios/faults/triton-server-freeze.yaml"
+    command = [*HARNESS, "run", str(scenario), "--runs-dir", "runs", "--no-progress", "--web"]
+    harness = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True)
+    try:
+        assert harness.stdout is not None
+        url = ""
+        for line in harness.stdout:
+            if line.startswith("live view: "):
+                url = line.split()[2]
+                break
+        assert url.startswith("http://127.0.0.1:"), url
+        with chromium(tmp_path / "profile") as driver:
+            driver.get(url)
+            versions, points = set(), []
+            deadline = time.monotonic() + 200
+            while time.monotonic() < deadline:
+                seen = driver.execute_script(_LIVE_STATE)  # one read: the page redraws between reads
+                if seen["version"] and seen["points"] is not None:
+                    versions.add(seen["version"])
+                    points.append(seen["points"])
+                if seen["ended"]:
+                    break
+                time.sleep(1.0)
+            assert driver.find_element(By.TAG_NAME, "body").get_attribute("data-ended") == "1"
+            assert len(versions) >= 3, versions  # redrawn as the journal grew
+            assert points and points[-1] > points[0], points  # more seconds each time
+            assert "The run ended" in driver.find_element(By.ID, "live-status").text
+            assert console_errors(driver) == []
+            _keep(full_page_screenshot(driver, tmp_path / "live.png"))
+        assert harness.wait(60) == 0
+    finally:
+        if harness.poll() is None:
+            harness.kill()
+            harness.wait(10)
+    with pytest.raises(OSError):  # the watcher ended with the run
+        urllib.request.urlopen(url, timeout=2)
+
+
+_LIVE_STATE = """
+var figs = Array.from(document.querySelectorAll("figure.hchart"));
+var t = figs.find(function (f) { return f.querySelector("figcaption").textContent === "Throughput"; });
+return {version: document.body.dataset.version || null, ended: document.body.dataset.ended === "1",
+        points: t && t.dataset.rendered === "1" ? parseInt(t.dataset.points, 10) : null};
+"""
