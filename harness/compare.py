@@ -33,6 +33,7 @@ class RunRow:
     errors: dict[str, int] = field(default_factory=dict)
     messages: dict[str, str] = field(default_factory=dict)
     ttft_p99_ms: float | None = None
+    data: RunData | None = field(default=None, repr=False, compare=False)  # for the page's charts
 
 
 def load_row(run_dir: Path) -> RunRow:
@@ -60,6 +61,7 @@ def load_row(run_dir: Path) -> RunRow:
         errors=_merged(w.errors_by_kind for w in windows),
         messages={k: v for w in windows for k, v in w.error_messages.items()},
         ttft_p99_ms=ttft.get("p99"),
+        data=data,
     )
 
 

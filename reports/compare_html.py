@@ -1,31 +1,57 @@
-"""The comparison page of `harness compare --html`: one row per run, one self-contained file."""
+"""The comparison page of `harness compare --html`: one row per run, one self-contained file,
+and each run's throughput and p99 on one time axis that starts at each run's first fault."""
 
 from html import escape
+from pathlib import Path
 from typing import TYPE_CHECKING
+
+from reports.charts import Chart, Point, render
+from reports.html import latency_lines, throughput_lines
+from reports.style import BASE_CSS, CHART_HELP, page
 
 if TYPE_CHECKING:
     from harness.compare import RunRow
 
-_CSS = """
-body{font-family:system-ui,sans-serif;margin:24px;color:#222}
-table{border-collapse:collapse;font-size:13px} td,th{border:1px solid #ccc;padding:3px 8px;text-align:left}
-td.num{text-align:right} .muted{color:#666;font-size:13px} code{font-size:12px}
+_CSS = BASE_CSS + """
+body{max-width:1200px} td.num{text-align:right} code{font-size:12px}
 """
 
 
 def build_compare_html(rows: "list[RunRow]") -> str:
     body = "".join(_row(row) for row in rows)
-    return (
-        "<!DOCTYPE html><html><head><meta charset='utf-8'><title>harness compare</title>"
-        f"<style>{_CSS}</style></head><body><h1>Runs side by side</h1>"
+    return page("harness compare", _CSS, (
+        "<h1>Runs side by side</h1>"
         "<p class='muted'>Error window: first to last failed request after the fault. Last failure: "
         "how long after the injection the clients still saw failures. Recovery: the harness's "
         "recovery time for the fault (to the second).</p>"
         "<table><tr><th>run</th><th>verdict</th><th>settings</th><th>fault</th><th>requests</th>"
         "<th>failed</th><th>error window (s)</th><th>first failure</th><th>last failure</th>"
         "<th>recovery (s)</th><th>TTFT p99 (ms)</th><th>errors seen</th></tr>"
-        f"{body}</table></body></html>"
-    )
+        f"{body}</table>" + _charts(rows)))
+
+
+def _charts(rows: "list[RunRow]") -> str:
+    """One line per run, its time counted from its first fault (or its load's start)."""
+    ok: dict[str, list[Point]] = {}
+    p99: dict[str, list[Point]] = {}
+    for index, row in enumerate(rows):
+        data = row.data
+        if data is None or not data.seconds:
+            continue
+        fault = data.first_event("fault_injected")
+        origin = float(fault["t"]) if fault else (data.load_start or 0.0)
+        name = f"{index + 1}: {Path(row.run_dir).name}"
+        ok[name] = throughput_lines(data, origin)["ok/s"]
+        p99[name] = latency_lines(data, origin)["p99"]
+    xs = [x for lines in ok.values() for x, _ in lines]
+    if not xs:
+        return ""
+    x_range = (min(xs) - 0.5, max(xs) + 0.5)
+    label = "s from the run's first fault (its load's start where it had none)"
+    return ("<h2>Each run around its fault</h2>"
+            f"<p class='muted'>{CHART_HELP}</p>"
+            + render(Chart("Successful requests per second", "req/s", x_range, ok, x_label=label))
+            + render(Chart("Latency p99 of successful requests", "ms", x_range, p99, x_label=label)))
 
 
 def _row(row: "RunRow") -> str:

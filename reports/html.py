@@ -82,8 +82,8 @@ def _charts(data: RunData, origin: float) -> list[str]:
 
     return [
         *_server_charts(data, origin, chart),
-        chart("Throughput", "req/s", _throughput(data, origin)),
-        chart("Latency of successful requests", "ms", _latency_lines(data, origin)),
+        chart("Throughput", "req/s", throughput_lines(data, origin)),
+        chart("Latency of successful requests", "ms", latency_lines(data, origin)),
     ]
 
 
@@ -108,7 +108,7 @@ def _second_span(data: RunData) -> range:
     return range(first, last + 1)
 
 
-def _throughput(data: RunData, origin: float) -> dict[str, list[Point]]:
+def throughput_lines(data: RunData, origin: float) -> dict[str, list[Point]]:
     """A second with no record completed nothing: its counts are zeros, not a hole."""
     span = _second_span(data)
     start, end = span.start - origin + 0.5, span.stop - origin + 0.5
@@ -117,7 +117,7 @@ def _throughput(data: RunData, origin: float) -> dict[str, list[Point]]:
     return {"ok/s": fill_zeros(ok, start, end), "errors/s": fill_zeros(errors, start, end)}
 
 
-def _latency_lines(data: RunData, origin: float) -> dict[str, list[Point]]:
+def latency_lines(data: RunData, origin: float) -> dict[str, list[Point]]:
     """A second with no successful request has no latency: a hole in the line, never a slope."""
     by_second = {int(s["t"]): s for s in data.seconds}
 
@@ -167,7 +167,7 @@ def _fault_panels(data: RunData, origin: float) -> list[str]:
     if not data.seconds:
         return []
     panels = []
-    throughput, latency = _throughput(data, origin), _latency_lines(data, origin)
+    throughput, latency = throughput_lines(data, origin), latency_lines(data, origin)
     markers = _markers(data, origin)
     for impact, (start, end) in zip(fault_impacts(data), fault_intervals(data), strict=True):
         x_range = (start - origin - 5.0, end - origin + 10.0)

@@ -13,6 +13,7 @@ import pytest
 from harness.exitcodes import ExitCode
 from harness.journal import read_journal
 from tests.conftest import ROOT, only_run_dir, run_harness
+from tests.reportpage import chart_specs
 
 pytestmark = pytest.mark.real
 
@@ -115,5 +116,6 @@ def test_compare_puts_the_runs_side_by_side(runs: dict[str, Ran], tmp_path: Path
     assert f"{windows['etcd']:.2f}" in by_name["dynamo-worker-kill-etcd"]
     html = page.read_text()
     assert html.count("<tr>") == 4 and UNAVAILABLE in html
+    assert [len(chart["series"]) for chart in chart_specs(html)] == [3, 3]  # a line per run, ok/s and p99
     bad = run_harness("compare", str(tmp_path), cwd=tmp_path)
     assert bad.returncode == ExitCode.USAGE_ERROR and "no summary.json" in bad.stderr

@@ -69,3 +69,23 @@ def test_the_vendored_library_is_the_published_one() -> None:
         assert hashlib.sha256((vendor / name).read_bytes()).hexdigest() == digest, name
     assert "v1.6.32" in (vendor / "uPlot.iife.min.js").read_text()[:80]
     json.dumps(_spec(Chart("c", "ms", (0, 1))))  # plain JSON, no NaN
+
+
+def test_the_compare_page_draws_each_run_from_its_first_fault() -> None:
+    from harness.analysis import RunData
+    from harness.compare import RunRow
+    from reports.compare_html import build_compare_html
+    from tests.unit.helpers import synthetic_records
+
+    def row(name: str, fault_at: float) -> RunRow:
+        records = synthetic_records(seconds=10, failing={5})
+        records.append({"type": "event", "event": "fault_injected", "t": fault_at, "id": "f0.0", "kind": "k"})
+        return RunRow(f"runs/{name}", name, "pass", {}, "k", 1000, 0, None, None, None, None,
+                      data=RunData.from_records(records))
+
+    html = build_compare_html([row("a", 4.0), row("b", 6.0)])
+    throughput, p99 = chart_specs(html)
+    assert [s["label"] for s in throughput["series"]] == ["1: a", "2: b"]
+    first_a, first_b = (s["points"][0][0] for s in throughput["series"])
+    assert first_a - first_b == 2.0  # each run's own fault is its 0
+    assert p99["unit"] == "ms" and throughput["x_label"].startswith("s from the run's first fault")
