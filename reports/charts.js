@@ -45,14 +45,14 @@
     return data;
   }
 
+  // The page's time axis is the first synced chart's range (the run's own charts come first):
+  // a chart whose data starts earlier (memory during start-up) lines up with it, and shows its
+  // start-up when zoomed out (Ctrl+wheel).
   function sharedRange() {
-    var lo = Infinity, hi = -Infinity;
-    mounted.forEach(function (m) {
-      if (!m.spec.sync) return;
-      if (m.spec.x_range[0] != null) lo = Math.min(lo, m.spec.x_range[0]);
-      if (m.spec.x_range[1] != null) hi = Math.max(hi, m.spec.x_range[1]);
-    });
-    return isFinite(lo) && isFinite(hi) && hi > lo ? [lo, hi] : null;
+    var first = mounted.find(function (m) { return m.spec.sync; });
+    if (!first) return null;
+    var lo = first.spec.x_range[0], hi = first.spec.x_range[1];
+    return lo != null && hi != null && hi > lo ? [lo, hi] : null;
   }
 
   function homeRange(spec) {

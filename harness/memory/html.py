@@ -62,7 +62,7 @@ def _charts(data: RunData, origin: float) -> list[str]:
         return render(Chart(title, unit, x_range, series, bands, markers)) if series else ""
 
     return [
-        chart("RSS per role (time from the start of the load; start-up is before 0)", "MiB",
+        chart("RSS per role (start-up is before 0 s: Ctrl+wheel zooms out to it)", "MiB",
               _points(rss, origin, lambda key: key, MIB)),
         chart("Memory groups: usage and limit", "MiB",
               _points(data.series.get("memory_cgroup", []), origin, _group_key(("usage", "limit")), MIB)),
