@@ -30,6 +30,7 @@ _BUILTIN = {
     "container_update": "harness.containers.faults:ContainerUpdate",
     "memory_limit": "harness.memory.limit_fault:MemoryLimit",
     "memory_stress": "harness.memory.stress_fault:MemoryStress",
+    "gpu_memory_stress": "harness.gpu.stress_fault:GpuMemoryStress",
 }
 
 

@@ -39,6 +39,7 @@ _BUILTIN = {  # also the order of their report sections in report.html
     "tracing": "harness.tracing.feature:FEATURE",
     "torchserve": "harness.torchserve.feature:FEATURE",
     "vllm": "harness.vllm.feature:FEATURE",
+    "gpu": "harness.gpu.feature:FEATURE",
 }
 # Loaded by name, like a feature: its declarations use harness.analysis, which looks metrics up here.
 _CORE_METRICS = "harness.metrics:CORE_METRICS"

@@ -1,1 +1,1 @@
-"""GPUs: NVML observations."""
+"""GPUs: NVML observations, the GPU memory stressor fault, and the report's GPU section."""

@@ -68,7 +68,6 @@ def _charts(data: RunData, origin: float) -> list[str]:
               _points(data.series.get("memory_cgroup", []), origin, _group_key(("usage", "limit")), MIB)),
         chart("Memory pressure (PSI avg10, % of time stalled)", "%",
               _points(data.series.get("memory_host", []), origin, _psi_key, 1.0)),
-        chart("GPU memory", "MiB", _points(data.series.get("gpu", []), origin, _gpu_key, MIB)),
     ]
 
 
@@ -93,10 +92,6 @@ def _group_key(wanted: tuple[str, ...]) -> Any:
 
 def _psi_key(key: str) -> str | None:
     return f"host {key[4:]}" if key in ("psi_some_avg10", "psi_full_avg10") else None
-
-
-def _gpu_key(key: str) -> str | None:
-    return key if key.startswith("mem_used") or key.startswith("mem{") else None
 
 
 def _kills(kills: list[dict[str, Any]], origin: float) -> str:

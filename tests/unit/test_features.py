@@ -19,13 +19,14 @@ from harness.sloci import interval_for
 from reports.build import write_reports
 from tests.unit.helpers import scenario_error, synthetic_records
 
-BUILT_IN = ["memory", "containers", "llm", "tracing", "torchserve", "vllm"]
-# Every summary.json has had these keys, in this order (`vllm` since the vLLM stack).
+BUILT_IN = ["memory", "containers", "llm", "tracing", "torchserve", "vllm", "gpu"]
+# Every summary.json has had these keys, in this order (`vllm` since the vLLM stack, `gpu` since
+# the GPU feature).
 SUMMARY_KEYS = [
     "schema", "scenario", "description", "expect", "run_dir", "started", "verdict", "exit_code",
     "exit_name", "reason", "aborted", "stack", "load", "totals", "slos", "faults", "containers",
     "error_windows", "llm",
-    "log_patterns", "memory", "story", "tracing", "torchserve", "vllm", "seed", "findings", "events",
+    "log_patterns", "memory", "gpu", "story", "tracing", "torchserve", "vllm", "seed", "findings", "events",
 ]
 
 
