@@ -130,7 +130,26 @@ def _parser() -> argparse.ArgumentParser:
     schema.set_defaults(func=cmd_schema)
     for name, command in sub.choices.items():
         clihelp.finish(command, name)
+    _plugin_commands(sub)  # after: a plugin's commands bring their own help
     return parser
+
+
+COMMANDS_GROUP = "harness.commands"
+# Known without installing (a checkout run in place), as harness.features' built-in list is.
+_BUILTIN_COMMANDS = {"store": "harness.store.cli:register"}
+
+
+def _plugin_commands(sub: Any) -> None:
+    """Commands from plugins: each `harness.commands` entry point names a `register(sub)` that
+    adds its commands, and may add options to the core's (the store's `--store` on `run`)."""
+    from harness.plugins import load, registered
+
+    for name, target in registered(COMMANDS_GROUP, _BUILTIN_COMMANDS).items():
+        try:
+            load(target)(sub)
+        except Exception as exc:  # noqa: BLE001 - a broken plugin must not break `harness run`
+            print(f"harness: {COMMANDS_GROUP} entry point {name!r} ({target}) failed to load: "
+                  f"{type(exc).__name__}: {exc}", file=sys.stderr)
 
 
 def _command(sub: Any, name: str, summary: str) -> argparse.ArgumentParser:

@@ -40,6 +40,7 @@ _BUILTIN = {  # also the order of their report sections in report.html
     "torchserve": "harness.torchserve.feature:FEATURE",
     "vllm": "harness.vllm.feature:FEATURE",
     "gpu": "harness.gpu.feature:FEATURE",
+    "store": "harness.store.feature:FEATURE",
 }
 # Loaded by name, like a feature: its declarations use harness.analysis, which looks metrics up here.
 _CORE_METRICS = "harness.metrics:CORE_METRICS"
@@ -141,6 +142,9 @@ class Feature:
     # Checks the validated scenario for what only the feature knows (its SLOs need its settings):
     # one line per problem, `at field.path: message` to name the field; [] when it is fine.
     check_scenario: Callable[[Scenario], list[str]] | None = None
+    # The run's reports are written (summary.json; a soak's soak.json and each cycle's summary):
+    # hand the finished run on (the results store records it). The journal is closed by then.
+    after_report: Hook | None = None
 
 
 @runtime_checkable

@@ -115,13 +115,27 @@ class Run:
                 handler.cancel()
             for sig, before in previous.items():
                 signal.signal(sig, before)
-        return self.write_reports()
+        result = self.write_reports()
+        self._after_report()
+        return result
 
     # --- what a subclass (the soak) may change: these and `journal_class`, nothing private
 
     def write_reports(self) -> tuple[Verdict, dict[str, Any]]:
         """From the journal: verdict, summary.json, junit.xml, report.html (a soak writes its own)."""
         return write_reports(self.run_dir, self.scenario)
+
+    def _after_report(self) -> None:
+        """Features' after-report hooks. The run is judged and on disk: a hook that fails is logged
+        and says so in one line, and neither the next hook nor the run's exit code is affected."""
+        for feature in self.features:
+            if feature.after_report is None:
+                continue
+            try:
+                feature.after_report(self.hooks)
+            except Exception as exc:  # noqa: BLE001 - see above
+                log.exception("feature %s: after-report hook", feature.name)
+                print(f"harness: feature {feature.name!r} after the reports: {exc!r}", file=sys.stderr)
 
     def _on_signal(self, sig: int) -> None:
         self.stop_signal = signal.Signals(sig).name

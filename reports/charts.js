@@ -143,7 +143,7 @@
     var started = false;
     var unit = spec.unit;
     var series = [{
-      label: spec.x_kind === "nines" ? "percentile" : spec.x_kind === "index" ? "repetition" : "t",
+      label: spec.x_kind === "nines" ? "percentile" : spec.x_kind === "index" ? spec.x_label : "t",
       value: function (u, v) {
         if (v == null) return "\u2013";
         if (spec.x_kind === "nines") return percentOfNines(v);

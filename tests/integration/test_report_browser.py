@@ -165,3 +165,27 @@ var t = figs.find(function (f) { return f.querySelector("figcaption").textConten
 return {version: document.body.dataset.version || null, ended: document.body.dataset.ended === "1",
         points: t && t.dataset.rendered === "1" ? parseInt(t.dataset.points, 10) : null};
 """
+
+
+def test_the_history_page_draws_its_charts_with_the_change_point(tmp_path: Path) -> None:
+    """The store's history page uses the same charts (the runs are made by the real report
+    writer from synthetic journals: this is the page's test, the store has its own)."""
+    pytest.importorskip("sqlalchemy")
+    from selenium.webdriver.common.by import By
+
+    from harness import cli
+    from tests.unit.store_runs import make_history
+
+    make_history(tmp_path / "runs", [5.0] * 10 + [8.0] * 6, noise=0.02)
+    store = str(tmp_path / "results.db")
+    assert cli.main(["store", "import", str(tmp_path / "runs"), "--store", store]) == 0
+    page = tmp_path / "history.html"
+    assert cli.main(["history", "nightly", "--store", store, "--html", str(page)]) == 0
+    with chromium(tmp_path / "profile") as driver:
+        driver.get(page.as_uri())
+        figures = driver.find_elements(By.CSS_SELECTOR, "figure.hchart")
+        assert len(figures) >= 4
+        assert all(f.get_attribute("data-rendered") == "1" and int(f.get_attribute("data-points")) > 0
+                   for f in figures)
+        assert console_errors(driver) == []
+        _keep(full_page_screenshot(driver, tmp_path / "history.png"))
