@@ -27,7 +27,8 @@ CORE = {
         "observers", "observers.base", "observers.logwatch", "observers.prometheus",
         "observers.scrape_profile",
     )),
-    *(f"reports.{name}" for name in ("build", "summary", "html", "junit", "story", "style", "charts", "live")),
+    *(f"reports.{name}" for name in ("build", "summary", "html", "junit", "story", "style", "charts",
+                                     "live")),
     # The interfaces plugins implement, and their registries: they name no stack or fault.
     "harness.stacks.base", "harness.stacks.registry", "harness.stacks.ports", "faults.base",
     "locustfiles.base",
