@@ -136,7 +136,7 @@ def _parser() -> argparse.ArgumentParser:
 
 COMMANDS_GROUP = "harness.commands"
 # Known without installing (a checkout run in place), as harness.features' built-in list is.
-_BUILTIN_COMMANDS = {"store": "harness.store.cli:register"}
+_BUILTIN_COMMANDS = {"store": "harness.store.cli:register", "exporter": "harness.exporter.cli:register"}
 
 
 def _plugin_commands(sub: Any) -> None:

@@ -41,6 +41,7 @@ _BUILTIN = {  # also the order of their report sections in report.html
     "vllm": "harness.vllm.feature:FEATURE",
     "gpu": "harness.gpu.feature:FEATURE",
     "store": "harness.store.feature:FEATURE",
+    "exporter": "harness.exporter.feature:FEATURE",
 }
 # Loaded by name, like a feature: its declarations use harness.analysis, which looks metrics up here.
 _CORE_METRICS = "harness.metrics:CORE_METRICS"

@@ -25,6 +25,7 @@ from harness.features import Feature, Hook, ObserverSetup, RunHooksContext, call
 from harness.journal import Journal
 from harness.load.distributed import WorkerPlan, Workers, WorkersFailed
 from harness.load.driver import LoadDriver
+from harness.load.locust_outputs import LocustOutputs
 from harness.load.recorder import Recorder
 from harness.logpatterns import DEFAULT_LOG_PATTERNS
 from harness.memory.runpart import MemoryRun
@@ -83,6 +84,7 @@ class Run:
         self.driver: LoadDriver | None = None
         self.worker_plan = workers  # None: users run in this process
         self.memory: MemoryRun | None = None  # start attempts, sidecars, memory watchers and groups
+        self.locust_outputs: LocustOutputs | None = None  # Locust's own report and CSV files
 
     def execute(self) -> tuple[Verdict, dict[str, Any]]:
         _log_to(self.run_dir / "harness.log")
@@ -309,6 +311,7 @@ class Run:
     def _start_load(self, started: float) -> None:
         assert self.driver is not None
         self.driver.start()
+        self.locust_outputs = LocustOutputs.begin(self.driver.env, self.run_dir)
         self.on_load_started(self.driver, started)
 
     def _stop_load(self) -> None:
@@ -316,6 +319,9 @@ class Run:
             return
         self.before_load_stops(self.driver)
         summary = self.driver.stop()
+        if self.locust_outputs is not None:  # after the runner quit: a master has its workers' last figures
+            self.journal.event("locust_outputs", **self.locust_outputs.finish())
+            self.locust_outputs = None
         self.driver = None
         for record in self.recorder.pop_complete(everything=True):
             self.journal.second(record)

@@ -19,7 +19,7 @@ from harness.sloci import interval_for
 from reports.build import write_reports
 from tests.unit.helpers import scenario_error, synthetic_records
 
-BUILT_IN = ["memory", "containers", "llm", "tracing", "torchserve", "vllm", "gpu", "store"]
+BUILT_IN = ["memory", "containers", "llm", "tracing", "torchserve", "vllm", "gpu", "store", "exporter"]
 # Every summary.json has had these keys, in this order (`vllm` since the vLLM stack, `gpu` since
 # the GPU feature).
 SUMMARY_KEYS = [
