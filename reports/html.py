@@ -169,7 +169,8 @@ def _fault_panels(data: RunData, origin: float) -> list[str]:
     panels = []
     throughput, latency = throughput_lines(data, origin), latency_lines(data, origin)
     markers = _markers(data, origin)
-    for impact, (start, end) in zip(fault_impacts(data), fault_intervals(data), strict=True):
+    impacts = fault_impacts(data)
+    for impact, (start, end) in zip(impacts, fault_intervals(data, impacts), strict=True):
         x_range = (start - origin - 5.0, end - origin + 10.0)
         band = [(start - origin, end - origin, f"{impact.id} {impact.name}")]
 
@@ -195,7 +196,7 @@ def _bands(data: RunData, origin: float) -> list[tuple[float, float, str]]:
     impacts = fault_impacts(data)
     bands = [
         (start - origin, end - origin, f"{impact.id} {impact.name}")
-        for impact, (start, end) in zip(impacts, fault_intervals(data), strict=True)
+        for impact, (start, end) in zip(impacts, fault_intervals(data, impacts), strict=True)
     ]
     bands += [
         (e["start"] - origin, e["end"] - origin, e.get("name", "window"))

@@ -58,7 +58,10 @@ class LocustOutputs:
         self._greenlets.append(gevent.spawn(self._writer.stats_writer))
 
     def stop_greenlets(self) -> None:
-        gevent.killall(self._greenlets, timeout=5)
+        """End the two greenlets this object spawned (Locust's history and CSV loops), no others."""
+        for greenlet in self._greenlets:
+            greenlet.kill(block=False)
+        gevent.joinall(self._greenlets, timeout=5)
         self._greenlets = []
 
     def finish(self) -> dict[str, Any]:
