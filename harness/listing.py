@@ -98,7 +98,8 @@ def _scenarios(folder: Path) -> Iterator[Record]:
             yield {"path": str(path), "valid": False, "error": str(exc).splitlines()[0]}
             continue
         description = scenario.description.strip().splitlines()[0] if scenario.description else ""
-        yield {"path": str(path), "valid": True, "name": scenario.name, "description": description}
+        yield {"path": str(path), "valid": True, "name": scenario.name, "description": description,
+               "expect": scenario.expect, "source": list(scenario.source)}
 
 
 def _feature_line(record: Record) -> str:
@@ -118,7 +119,11 @@ def _stack_line(record: Record) -> str:
 def _scenario_line(record: Record) -> str:
     if not record["valid"]:
         return f"{record['path']}  INVALID: {record['error']}"
-    return f"{record['path']}  {record['description']}"
+    # A reproduction says where it came from and what a run should find, before what it does.
+    tags = [f"expect {record['expect']}"] if record["expect"] != "pass" or record["source"] else []
+    tags += record["source"]
+    lead = f"[{'; '.join(tags)}]  " if tags else ""
+    return f"{record['path']}  {lead}{record['description']}"
 
 
 _LINE: dict[str, Callable[[Record], str]] = {

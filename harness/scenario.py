@@ -336,9 +336,19 @@ class Observe(Strict):
         return value
 
 
+MAX_SOURCES = 8
+SourceRef = Annotated[str, Field(
+    pattern=r"^([A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*#[1-9][0-9]{0,8}|seeds/[0-9]{3}|found-here)$",
+    max_length=MAX_NAME_CHARS)]
+
+
 class Scenario(Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=MAX_NAME_CHARS)
     description: str = Field("", max_length=MAX_TEXT_CHARS)
+    # Where the failure this scenario reproduces or guards against was reported: `owner/repo#N`
+    # (a GitHub issue), `seeds/NNN` (the project's seed reports) or `found-here` (the harness
+    # found it itself). `harness list` shows them beside the expected outcome.
+    source: list[SourceRef] = Field(default_factory=list, max_length=MAX_SOURCES)
     # Faults' random choices and jitter; recorded so a run can be replayed.
     seed: int | None = Field(None, ge=0, le=MAX_SEED)
     repeat: int = Field(1, ge=1, le=MAX_REPEAT)  # full runs in one series, judged together (pass_in)

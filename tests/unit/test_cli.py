@@ -39,3 +39,24 @@ def test_list_exit_codes(capsys) -> None:
     assert main(["list", "exit-codes"]) == 0
     out = capsys.readouterr().out
     assert "2  USAGE_ERROR" in out and "3  STACK_FAILED" in out
+
+
+def test_list_shows_reproductions_with_source_and_expectation(capsys) -> None:
+    assert main(["list", "scenarios"]) == 0
+    out = capsys.readouterr().out
+    line = next(ln for ln in out.splitlines() if "repro/triton-otel-signal11.yaml" in ln)
+    assert "[expect reproduced; seeds/000]" in line
+    quick = next(ln for ln in out.splitlines() if "quickstart.yaml" in ln)
+    assert "[" not in quick.split("quickstart.yaml")[1][:4]  # no tags where there is nothing to say
+
+
+def test_scenario_source_refuses_what_is_not_a_reference(tmp_path: Path, capsys) -> None:
+    text = Path("scenarios/quickstart.yaml").read_text()
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(text + "\nsource: [see the forum]\n")
+    assert main(["validate", str(bad)]) == ExitCode.USAGE_ERROR
+    err = capsys.readouterr().err
+    assert "source" in err and "bad.yaml" in err
+    good = tmp_path / "good.yaml"
+    good.write_text(text + "\nsource: [triton-inference-server/server#8604, found-here]\n")
+    assert main(["validate", str(good)]) == 0
