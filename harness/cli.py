@@ -90,7 +90,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action=_Version, help="print the harness, Python and Locust versions")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     run = _command(sub, "run", "run a scenario against a real stack and judge it")
-    run.add_argument("scenario", type=Path)
+    run.add_argument("scenario", type=Path,
+                     help="a scenario file, or a folder: every scenario in it, one after another "
+                          "(a reproduction library; library.json and junit.xml say how each ended)")
     add_run_options(run, "run")
     add_web_option(run)
     run.add_argument("--repeat", type=int, metavar="M",
@@ -136,7 +138,8 @@ def _parser() -> argparse.ArgumentParser:
 
 COMMANDS_GROUP = "harness.commands"
 # Known without installing (a checkout run in place), as harness.features' built-in list is.
-_BUILTIN_COMMANDS = {"store": "harness.store.cli:register", "exporter": "harness.exporter.cli:register"}
+_BUILTIN_COMMANDS = {"store": "harness.store.cli:register", "exporter": "harness.exporter.cli:register",
+                     "matrix": "harness.matrix.cli:register"}
 
 
 def _plugin_commands(sub: Any) -> None:
@@ -169,38 +172,60 @@ def cmd_run(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> tuple[int, ResultFn]:
     import locust  # noqa: F401  - first, so gevent patches the standard library before the rest
 
-    from harness.console import print_slo_table
     from harness.load.workeropts import plan_from_args
-    from harness.runner import Run
     from harness.scenario import load_scenario
-    from harness.series_run import run_series, series_length
     from reports.live import LiveSession
 
     workers = plan_from_args(args.workers, args.remote_workers, args.master_bind)
+    if args.scenario.is_dir():  # a library: every scenario in it, one after another
+        from harness.library_run import run_library
+
+        live = LiveSession(args.web)
+        try:
+            code, library_dir = run_library(
+                args.scenario, args.runs_dir,
+                lambda path, scenario, root: _run_file(args, path, scenario, root, workers, live)[:3])
+        finally:
+            live.stop()
+        return code, lambda: clijson.library_object(library_dir, ExitCode(code))
     scenario = load_scenario(args.scenario)
-    roots: list[Path] = []  # where each run was made: a series' folder for a series
-    repeat = series_length(scenario, args.scenario, args.repeat)
     live = LiveSession(args.web)  # a taken --web port is refused here, before any folder is made
-
-    def make_run(runs_root: Path) -> Run:
-        roots.append(runs_root)
-        run = Run(scenario, args.scenario, runs_root, progress=not args.no_progress, seed=args.seed,
-                  workers=workers)
-        live.follow(runs_root if repeat > 1 else run.run_dir)  # a series: its current repetition
-        return run
-
     try:
-        if repeat > 1:  # full runs one after another, judged together (harness.repeat)
-            code = run_series(scenario, args.scenario, args.runs_dir, make_run, repeat)
-            return code, lambda: clijson.series_object(roots[0] if roots else None, ExitCode(code))
-        run = make_run(args.runs_dir)
-        print(f"run folder: {run.run_dir}", flush=True)
-        verdict, _ = run.execute()
+        code, _, _, result = _run_file(args, args.scenario, scenario, args.runs_dir, workers, live)
     finally:
         live.stop()
+    return code, result
+
+
+def _run_file(args: argparse.Namespace, path: Path, scenario: Any, runs_root: Path, workers: Any,
+              live: Any) -> tuple[int, Path | None, str, ResultFn]:
+    """One scenario file as `harness run FILE` runs it: a run, or a series where it repeats.
+    Returns the exit code, the run's (or series') folder, the verdict's reason and the --json object."""
+    from harness.console import print_slo_table
+    from harness.runner import Run
+    from harness.series_run import run_series, series_length
+
+    roots: list[Path] = []  # where each run was made: a series' folder for a series
+    repeat = series_length(scenario, path, args.repeat)
+
+    def make_run(root: Path) -> Run:
+        roots.append(root)
+        run = Run(scenario, path, root, progress=not args.no_progress, seed=args.seed, workers=workers)
+        live.follow(root if repeat > 1 else run.run_dir)  # a series: its current repetition
+        return run
+
+    if repeat > 1:  # full runs one after another, judged together (harness.repeat)
+        code = run_series(scenario, path, runs_root, make_run, repeat)
+        series_dir = roots[0] if roots else None
+        series = clijson.series_object(series_dir, ExitCode(code))
+        return code, series_dir, f"{series['verdict']}: {series['reason']}", lambda: series
+    run = make_run(runs_root)
+    print(f"run folder: {run.run_dir}", flush=True)
+    verdict, _ = run.execute()
     print_slo_table(verdict.slos)
     _print_verdict(verdict.word, verdict.code, verdict.reason, run.run_dir)
-    return int(verdict.code), lambda: clijson.run_object(run.run_dir, verdict)
+    return (int(verdict.code), run.run_dir, f"{verdict.word}: {verdict.reason}",
+            lambda: clijson.run_object(run.run_dir, verdict))
 
 
 def cmd_worker(args: argparse.Namespace) -> int:

@@ -71,6 +71,8 @@ WRITES: dict[str, str] = {
     "run": _RUN_FOLDER + """
 with --repeat M (or `repeat:` in the file): a series folder <name>-series-<time>/ holding one
 run folder per repetition, series.json, junit.xml and series.html.
+with a FOLDER of scenarios: a library folder library-<folder>-<time>/ holding each
+scenario's run (or series) folder, library.json and junit.xml (one test case per scenario).
 stdout: the run folder, a progress line, the verdict; with --json one JSON object (the rest to stderr).""",
     "soak": """\
 a run folder RUNS_DIR/<name>-<time>/: journal.jsonl, soak.jsonl (one record per cycle, as it goes),
@@ -97,6 +99,7 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
         "harness run scenarios/quickstart.yaml --seed 1234 --no-progress   # replay a run",
         "harness run SCENARIO --repeat 3 --json > result.json               # a series, for CI",
         "HARNESS_RUNS_DIR=/tmp/runs harness run SCENARIO --workers 4",
+        "harness run scenarios/repro/                 # the reproduction library, one scenario after another",
     ),
     "soak": (
         "harness soak scenarios/soak/triton-nightly.yaml --for 8h",

@@ -119,6 +119,18 @@ def series_object(series_dir: Path | None, code: ExitCode) -> JsonObject:
     return _noted(obj, problem)
 
 
+def library_object(library_dir: Path, code: ExitCode) -> JsonObject:
+    """A library (`harness run FOLDER`): each scenario's expected outcome, source and exit code."""
+    library, problem = _read(library_dir / "library.json")
+    entries = library.get("scenarios", [])
+    as_expected = sum(entry.get("exit_code") == 0 for entry in entries)
+    obj = _envelope("run", "library", library_dir, "pass" if code == ExitCode.PASS else "failed", code,
+                    f"{as_expected} of {library.get('planned', len(entries))} scenarios as expected",
+                    {"library": "library.json", "junit": "junit.xml"}, [])
+    obj.update(planned=library.get("planned"), completed=library.get("completed"), scenarios=entries)
+    return _noted(obj, problem)
+
+
 def soak_object(run_dir: Path, verdict: VerdictLike) -> JsonObject:
     """A soak: its verdict, its limits (RSS slope, p99 drift) as `slos`, and its cycles, from soak.json."""
     soak, problem = _read(run_dir / "soak.json")

@@ -9,7 +9,6 @@ sets up and tears down everything it starts, and staying in one process keeps Ct
 import json
 import shutil
 import signal
-import time
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
@@ -18,6 +17,7 @@ from typing import Any, Protocol
 from harness.errors import UsageError
 from harness.repeat import Repetition, judge_series
 from harness.repeatspec import MAX_REPEAT
+from harness.rundir import make_stamped_dir
 from harness.scenario import Scenario
 from harness.yamlsrc import load_yaml
 from reports.series_html import build_series_html
@@ -110,14 +110,9 @@ def write_series_reports(series_dir: Path, series: dict[str, Any]) -> None:
 
 def make_series_dir(root: Path, name: str, scenario_file: Path) -> Path:
     """`runs/<name>-series-<time>/` (a suffix when taken), with a copy of the scenario."""
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    root.mkdir(parents=True, exist_ok=True)
-    for attempt in range(100):
-        path = root / f"{name}-series-{stamp}{'' if attempt == 0 else f'-{attempt}'}"
-        try:
-            path.mkdir()
-        except FileExistsError:
-            continue
-        shutil.copyfile(scenario_file, path / "scenario.yaml")
-        return path
-    raise UsageError(f"cannot make a series folder under {root}")
+    try:
+        path = make_stamped_dir(root, f"{name}-series")
+    except RuntimeError as exc:
+        raise UsageError(str(exc)) from None
+    shutil.copyfile(scenario_file, path / "scenario.yaml")
+    return path
