@@ -85,6 +85,7 @@ def test_open_model_rate_is_split_between_workers_exactly(tmp_path: Path) -> Non
     assert server_successes(run_dir) == pytest.approx(sent, abs=2)
 
 
+@pytest.mark.nightly  # CI runs local and namespaced workers
 def test_a_worker_started_separately_joins_and_faults_stay_on_the_master(tmp_path: Path) -> None:
     """`harness worker --master` as on another machine; the fault is injected by the master only."""
     path = write(tmp_path, "remote-worker", "{user: triton_http, users: 4, duration: 8s}",
@@ -208,6 +209,7 @@ def test_a_worker_in_a_network_namespace_joins_over_a_veth_link(tmp_path: Path, 
     assert server_successes(run_dir) == pytest.approx(total, rel=0.005)
 
 
+@pytest.mark.nightly  # CI runs local and namespaced workers
 def test_a_worker_killed_mid_run_is_journaled_and_the_rest_goes_on(tmp_path: Path) -> None:
     path = write(tmp_path, "lost-worker", "{user: triton_http, users: 8, duration: 12s}")
     argv = [*HARNESS, "run", str(path), "--runs-dir", "runs", "--no-progress", "--workers", "2"]

@@ -72,6 +72,7 @@ def test_sigterm_mid_soak_still_reports_the_cycles_done(tmp_path: Path) -> None:
     assert soak["totals"]["requests"] == sum(r["requests"] for r in records)
 
 
+@pytest.mark.nightly  # CI runs a soak's cycles and its SIGTERM
 def test_killed_soak_is_rebuilt_by_report(tmp_path: Path) -> None:
     proc, run_dir = start_soak(tmp_path, "10m")
     proc.send_signal(signal.SIGKILL)
@@ -86,6 +87,7 @@ def test_killed_soak_is_rebuilt_by_report(tmp_path: Path) -> None:
     assert read_records(run_dir)[-1]["verdict"] == "incomplete"  # the cycle it died in, finished now
 
 
+@pytest.mark.nightly  # CI runs a soak's cycles and its SIGTERM
 def test_a_soak_with_two_load_workers_keeps_every_request_in_its_cycle(tmp_path: Path) -> None:
     scenario = tmp_path / "soak-workers.yaml"
     scenario.write_text("name: soak-workers\nstack: {kind: triton, model: identity}\n"

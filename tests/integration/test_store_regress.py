@@ -10,6 +10,7 @@ from tests.conftest import triton_available  # noqa: E402
 
 pytestmark = [
     pytest.mark.real,
+    pytest.mark.nightly,  # a bench (three real runs, 100 s): tox -e nightly; CI's store tests are real too
     pytest.mark.skipif(not triton_available(), reason="needs the nvidia-pytriton wheel (triton extra)"),
     pytest.mark.skipif(not otava_available(), reason="needs Apache Otava"),
 ]

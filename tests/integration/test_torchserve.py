@@ -98,6 +98,7 @@ def test_retry_timeout_zero_fails_at_the_first_failure(tmp_path: Path) -> None:
     assert "Retry worker" not in (run_dir / "stack/logs/torchserve.log").read_text()
 
 
+@pytest.mark.nightly  # CI sees TorchServe's retries in the broken-handler storm
 def test_retry_intervals_follow_fibonacci(tmp_path: Path) -> None:
     scenario = tmp_path / "fibonacci.yaml"
     scenario.write_text(

@@ -153,6 +153,7 @@ def kv_run(tmp_path_factory: pytest.TempPathFactory) -> Ran:
     return _run(folder, ROOT / "scenarios" / "faults" / "vllm-kv-cache-pressure.yaml")
 
 
+@pytest.mark.nightly  # a second vLLM server start; CI's covers serving, faults, canary
 def test_a_small_kv_cache_makes_requests_wait_and_be_preempted(kv_run: Ran) -> None:
     assert kv_run.result.returncode == ExitCode.PASS, kv_run.explain()
     server = kv_run.summary["vllm"]
