@@ -31,6 +31,7 @@ _BUILTIN = {
     "memory_limit": "harness.memory.limit_fault:MemoryLimit",
     "memory_stress": "harness.memory.stress_fault:MemoryStress",
     "gpu_memory_stress": "harness.gpu.stress_fault:GpuMemoryStress",
+    "model_control": "harness.triton.model_control:ModelControl",
 }
 
 

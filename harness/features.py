@@ -146,6 +146,10 @@ class Feature:
     # The run's reports are written (summary.json; a soak's soak.json and each cycle's summary):
     # hand the finished run on (the results store records it). The journal is closed by then.
     after_report: Hook | None = None
+    # After every after_report hook: a judgement of the finished run from outside it (the store's
+    # `--regress`: has the scenario's history moved?). It may only fail a run that passed: it
+    # returns why, in one line, or None. A judge that raises is logged and judges nothing.
+    judge_after_report: Callable[[RunHooksContext], str | None] | None = None
 
 
 @runtime_checkable

@@ -3,13 +3,14 @@
 Import this only after Locust (and so gevent's monkey-patching) is loaded: `harness.cli` does.
 """
 
+import dataclasses
 import logging
 import os
 import random
 import signal
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from faults.base import FaultContext, FaultError
 from harness import __version__
 from harness.abort import AbortWatch
 from harness.errors import StackFailed, UsageError
+from harness.exitcodes import ExitCode
 from harness.faultrun import FaultRunner
 from harness.features import Feature, Hook, ObserverSetup, RunHooksContext, call_hooks, discover
 from harness.journal import Journal
@@ -117,9 +119,9 @@ class Run:
                 handler.cancel()
             for sig, before in previous.items():
                 signal.signal(sig, before)
-        result = self.write_reports()
+        verdict, summary = self.write_reports()
         self._after_report()
-        return result
+        return self._judged_after_report(verdict), summary
 
     # --- what a subclass (the soak) may change: these and `journal_class`, nothing private
 
@@ -138,6 +140,9 @@ class Run:
             except Exception as exc:  # noqa: BLE001 - see above
                 log.exception("feature %s: after-report hook", feature.name)
                 print(f"harness: feature {feature.name!r} after the reports: {exc!r}", file=sys.stderr)
+
+    def _judged_after_report(self, verdict: Verdict) -> Verdict:
+        return judged_after_report(self.features, self.hooks, verdict)
 
     def _on_signal(self, sig: int) -> None:
         self.stop_signal = signal.Signals(sig).name
@@ -379,3 +384,24 @@ def _log_to(path: Path) -> None:
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root.addHandler(handler)
     root.setLevel(logging.INFO)
+
+
+def judged_after_report(features: Sequence[Feature], hooks: RunHooksContext, verdict: Verdict) -> Verdict:
+    """A passing run that a feature's judge fails (a regression on its history) exits 1, with the
+    judge's reason after the run's own; any other verdict stays as it is."""
+    reasons = []
+    for feature in features:
+        if feature.judge_after_report is None:
+            continue
+        try:
+            reason = feature.judge_after_report(hooks)
+        except Exception as exc:  # noqa: BLE001 - a judge that fails judges nothing
+            log.exception("feature %s: judge after the reports", feature.name)
+            print(f"harness: feature {feature.name!r} judging the run: {exc!r}", file=sys.stderr)
+            continue
+        if reason:
+            reasons.append(f"{feature.name}: {reason}")
+    if not reasons or verdict.code != ExitCode.PASS:
+        return verdict
+    return dataclasses.replace(verdict, word="fail", code=ExitCode.SLO_FAILED,
+                               reason=f"{verdict.reason}; then {'; '.join(reasons)}")

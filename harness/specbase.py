@@ -50,6 +50,9 @@ class StackSpecBase(Strict):
     """Settings every stack kind has. Subclasses set `kind` to a Literal and `ROLES`."""
 
     ROLES: ClassVar[tuple[Role, ...]] = ()  # what faults select, and what losing each one means
+    # The package(s) the harness installs this kind's server from, all at one version (`harness
+    # matrix` installs them per version); () for a server the harness does not install.
+    SERVER_PACKAGES: ClassVar[tuple[str, ...]] = ()
     # Its Stack starts every process through `self.launcher` (a ManagedProcess factory), which is
     # what lets the container stack put each process in a container.
     CONTAINER_READY: ClassVar[bool] = False

@@ -19,6 +19,8 @@ if TYPE_CHECKING:
 class DynamoSpec(StackSpecBase):
     """NVIDIA Dynamo: an OpenAI frontend routing to N mocker workers, discovery by etcd or files."""
 
+    # What `harness matrix --versions` installs at each version (without their dependencies).
+    SERVER_PACKAGES: ClassVar[tuple[str, ...]] = ("ai-dynamo", "ai-dynamo-runtime")
     ROLES: ClassVar[tuple[Role, ...]] = (
         Role("frontend", Loss.ENTRY, "the OpenAI-compatible HTTP frontend and router"),
         Role("worker", Loss.REPLICA, "an engine worker (mocker) registered through discovery"),

@@ -14,7 +14,7 @@ from typing import Any
 
 from harness.errors import UsageError
 from harness.exitcodes import ExitCode
-from harness.store.url import STORE_ENV, StoreUrl, resolve
+from harness.store.url import REGRESS_ENV, STORE_ENV, StoreUrl, resolve
 
 _STORE_HELP = (f"the results store: an SQLite file or an SQLAlchemy URL (postgresql+psycopg://...) "
                f"(default: ${STORE_ENV}, else RUNS_DIR/results.db)")
@@ -57,6 +57,22 @@ class _StoreFlag(argparse.Action):
         os.environ[STORE_ENV] = str(values)
 
 
+class _RegressFlag(argparse.Action):
+    """`--regress PCT` on `run`: checked as it is parsed (one line, exit 2), then `HARNESS_REGRESS`
+    for the after-reports hook, which judges the history once the run is recorded."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                  option_string: str | None = None) -> None:
+        try:
+            threshold = float(values)
+        except ValueError:
+            threshold = math.nan
+        if not math.isfinite(threshold) or threshold < 0:
+            parser.error(f"--regress: a percentage of 0 or more, got {values!r}")
+        setattr(namespace, self.dest, threshold)
+        os.environ[REGRESS_ENV] = repr(threshold)
+
+
 def register(sub: Any) -> None:
     """Add the store's commands to `harness`, and `--store` to `run` and `soak` where they exist."""
     for name in ("run", "soak"):
@@ -65,6 +81,12 @@ def register(sub: Any) -> None:
             parser.add_argument("--store", action=_StoreFlag, metavar="URL", dest="store_url",
                                 help=f"record the finished run (each soak cycle, each repetition) in "
                                      f"this results store (default: ${STORE_ENV}; unset: not recorded)")
+    run = sub.choices.get("run")
+    if run is not None:
+        run.add_argument("--regress", action=_RegressFlag, metavar="PCT", dest="regress_pct",
+                         help="after recording (needs --store), judge the scenario's history as "
+                              "`harness regress --threshold PCT` does: a passing run whose history "
+                              "regressed beyond PCT exits 1")
     _add_store(sub)
     _add_history(sub)
     _add_regress(sub)

@@ -6,6 +6,6 @@ import SQLAlchemy.
 """
 
 from harness.features import Feature
-from harness.store.hook import record_after_report
+from harness.store.hook import judge_regress, record_after_report
 
-FEATURE = Feature(name="store", after_report=record_after_report)
+FEATURE = Feature(name="store", after_report=record_after_report, judge_after_report=judge_regress)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 STORE_ENV = "HARNESS_STORE"
+REGRESS_ENV = "HARNESS_REGRESS"  # `run --regress PCT`: judge the history after recording
 DEFAULT_FILE = "results.db"
 
 

@@ -54,6 +54,8 @@ class TraceSpec(Strict):
 class TritonSpec(StackSpecBase):
     """A real `tritonserver` started by the harness with a model from the built-in zoo."""
 
+    # What `harness matrix --versions` installs at each version: each wheel ships its own Triton release.
+    SERVER_PACKAGES: ClassVar[tuple[str, ...]] = ("nvidia-pytriton",)
     ROLES: ClassVar[tuple[Role, ...]] = (
         Role("server", Loss.ENTRY, "tritonserver: its endpoints are the stack's"),
         Role("stub", Loss.REPLICA, "a Python-backend stub process: one model instance"),
@@ -71,6 +73,9 @@ class TritonSpec(StackSpecBase):
     # Where the server listens. Loopback unless load workers on other hosts (or in network
     # namespaces) must reach it: then an address of one of this host's own interfaces.
     listen: str = "127.0.0.1"
+    # `explicit`: Triton's --model-control-mode=explicit, the model loaded at start with
+    # --load-model; only then does it take repository load/unload calls (the model_control fault).
+    model_control: Literal["none", "explicit"] = "none"
 
     @field_validator("listen")
     @classmethod

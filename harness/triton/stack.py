@@ -81,6 +81,8 @@ class TritonStack(Stack):
             self.workdir / "logs" / "tritonserver.log",
             cwd=self.workdir,
         )
+        self.stop_log.parent.mkdir(parents=True, exist_ok=True)
+        self.stop_log.touch()  # followed from the start; stop() appends to it
 
     def _argv(self, repo: Path, backends: Path) -> list[str]:
         assert self.install is not None
@@ -97,9 +99,32 @@ class TritonStack(Stack):
             "--allow-gpu-metrics=false",
             "--strict-readiness=true",
             "--exit-on-error=true",
+            *self._model_control_args(),
             *self._trace_args(),
             *self.extra_args,
         ]
+
+    def _model_control_args(self) -> list[str]:
+        if self.spec.model_control == "none":
+            return []
+        return ["--model-control-mode=explicit", f"--load-model={self.spec.model}"]
+
+    @property
+    def model_control(self) -> str:
+        return self.spec.model_control
+
+    @property
+    def model_repository(self) -> Path:
+        return (self.workdir / "models").resolve()
+
+    @property
+    def model_control_url(self) -> str | None:
+        return self.endpoints.http
+
+    @property
+    def stop_log(self) -> Path:
+        """What each stop found left behind, one line each: a log the log patterns can count."""
+        return self.workdir / "logs" / "stack-stop.log"
 
     @property
     def trace_file(self) -> Path:
@@ -148,15 +173,22 @@ class TritonStack(Stack):
             input_name=model.input_name,
             output_name=model.output_name,
             datatype=model.datatype,
-            shape=(1, *model.dims),
+            shape=self._request_shape(),
             request_timeout=request_timeout,
         )
+
+    def _request_shape(self) -> tuple[int, ...]:
+        """A batch of one; a model with `max_batch_size: 0` has no batch dimension (Triton refuses
+        [1, 4] for dims [4]: "unexpected shape for input")."""
+        dims = ZOO[self.spec.model].dims
+        return (1, *dims) if self.spec.max_batch_size > 0 else dims
 
     def canary(self, timeout: float) -> Health:
         """One inference of the served model over HTTP (KServe v2), as a client would send it."""
         model = ZOO[self.spec.model]
         count = math.prod(model.dims)
-        body = {"inputs": [{"name": model.input_name, "shape": [1, *model.dims], "datatype": model.datatype,
+        shape = list(self._request_shape())
+        body = {"inputs": [{"name": model.input_name, "shape": shape, "datatype": model.datatype,
                             "data": [0] * count}]}
         url = f"{self.endpoints.http}/v2/models/{self.spec.model}/infer"
         return probe_post(url, json.dumps(body).encode(), timeout)
@@ -173,7 +205,7 @@ class TritonStack(Stack):
         return {"server": server, "stub": stubs}
 
     def log_files(self) -> dict[str, Path]:
-        return {"server": self.process.log_path} if self.process else {}
+        return {"server": self.process.log_path, "stop": self.stop_log} if self.process else {}
 
     def stop(self, graceful: bool = True) -> StopReport:
         report = StopReport()
@@ -187,7 +219,16 @@ class TritonStack(Stack):
         removed = self.shm.remove_left()
         if removed:
             report.leaks.append(f"{len(removed)} shared-memory region(s) left in /dev/shm: removed")
+        self._log_stop(result.leftovers_killed, removed)
         return report
+
+    def _log_stop(self, orphans: list[ProcessId], regions: list[str]) -> None:
+        """One line per leftover, so `log.NAME` patterns (and SLOs on them) can count leaks."""
+        lines = [f"orphaned process left after stop: pid {p.pid} {p.name}" for p in orphans]
+        lines += [f"shared-memory region left in /dev/shm after stop: {name} (removed)" for name in regions]
+        self.stop_log.parent.mkdir(parents=True, exist_ok=True)
+        with self.stop_log.open("a", encoding="utf-8") as handle:
+            handle.write("".join(line + "\n" for line in lines))
 
     def describe(self) -> dict[str, Any]:
         info = super().describe()

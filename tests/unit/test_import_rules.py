@@ -37,7 +37,7 @@ CORE = {
 FEATURES = (
     "harness.triton", "harness.torchserve", "harness.dynamo", "harness.llm", "harness.containers",
     "harness.memory", "harness.tracing", "harness.gpu", "harness.process_faults", "harness.vllm",
-    "harness.store", "harness.exporter",
+    "harness.store", "harness.exporter", "harness.matrix",
     # The kinds still in the shared folders: the external URL stack, the generic user bases.
     "harness.stacks", "faults", "locustfiles",
 )
