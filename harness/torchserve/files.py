@@ -140,6 +140,8 @@ def model_config(spec: TorchServeSpec) -> dict[str, Any]:
     }
     if spec.max_retry_timeout is not None:
         config["maxRetryTimeoutInSec"] = spec.max_retry_timeout
+    if spec.exit_at_request is not None:  # absent otherwise: the handlers' config stays as it was
+        config["handler"]["exit_at_request"] = spec.exit_at_request
     return config
 
 

@@ -4,15 +4,12 @@ reproduces beyond the verdict. CI runs the cheapest two (the leak, the unload); 
 the nightly job (tox -e nightly), where the whole library also runs (tox -e repro).
 """
 
-import json
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from harness.exitcodes import ExitCode
-from harness.journal import read_journal
-from tests.conftest import ROOT, only_run_dir, run_harness
+from tests.repro_runs import LazyRuns
 
 pytestmark = pytest.mark.real
 
@@ -26,51 +23,13 @@ SCENARIOS = {
 STUB_UNHEALTHY = "is not healthy"  # python_backend's error for a request to a dead stub's instance
 
 
-class Ran:
-    def __init__(self, result: subprocess.CompletedProcess[str], run_dir: Path):
-        self.result = result
-        self.run_dir = run_dir
-        self.summary = json.loads((run_dir / "summary.json").read_text())
-        self.records = read_journal(run_dir / "journal.jsonl")
-
-    @property
-    def output(self) -> str:
-        return self.result.stdout + self.result.stderr
-
-    def events(self, name: str) -> list[dict]:
-        return [r for r in self.records if r.get("event") == name]
-
-    def slo(self, name: str) -> dict:
-        (found,) = [s for s in self.summary["slos"] if s.get("name") == name or s.get("metric") == name]
-        return found
-
-    def log_count(self, pattern: str) -> int:
-        return int(self.summary["log_patterns"][pattern]["count"])
-
-
-class Runs:
-    """Each scenario run once, on first use: a test left out (nightly) costs no run."""
-
-    def __init__(self, factory: pytest.TempPathFactory):
-        self.factory = factory
-        self.done: dict[str, Ran] = {}
-
-    def __getitem__(self, key: str) -> Ran:
-        if key not in self.done:
-            folder = self.factory.mktemp(key)
-            result = run_harness("run", str(ROOT / SCENARIOS[key]), "--runs-dir", "runs", "--no-progress",
-                                 cwd=folder)
-            self.done[key] = Ran(result, only_run_dir(folder / "runs"))
-        return self.done[key]
-
-
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory: pytest.TempPathFactory) -> Runs:
-    return Runs(tmp_path_factory)
+def runs(tmp_path_factory: pytest.TempPathFactory) -> LazyRuns:
+    return LazyRuns(tmp_path_factory, SCENARIOS)
 
 
 @pytest.mark.nightly
-def test_a_dead_stub_fails_requests_for_good_while_health_says_ready(runs: Runs) -> None:
+def test_a_dead_stub_fails_requests_for_good_while_health_says_ready(runs: LazyRuns) -> None:
     ran = runs["stub_kill"]
     assert ran.result.returncode == ExitCode.PASS, ran.output
     assert ran.summary["verdict"] == "reproduced"
@@ -93,7 +52,7 @@ def test_a_dead_stub_fails_requests_for_good_while_health_says_ready(runs: Runs)
     assert ran.summary["stack"]["stop"]["exits"]["server"]["forced_kill"] is True
 
 
-def test_a_dead_stubs_shared_memory_outlives_the_server(runs: Runs) -> None:
+def test_a_dead_stubs_shared_memory_outlives_the_server(runs: LazyRuns) -> None:
     ran = runs["shm_left"]
     assert ran.result.returncode == ExitCode.PASS, ran.output
     assert ran.summary["verdict"] == "reproduced"
@@ -112,7 +71,7 @@ def test_a_dead_stubs_shared_memory_outlives_the_server(runs: Runs) -> None:
     assert not [name for name in regions if (Path("/dev/shm") / name).exists()]
 
 
-def test_unloading_a_model_under_load_fails_requests_and_readiness(runs: Runs) -> None:
+def test_unloading_a_model_under_load_fails_requests_and_readiness(runs: LazyRuns) -> None:
     ran = runs["unload"]
     assert ran.result.returncode == ExitCode.PASS, ran.output
     assert ran.summary["verdict"] == "reproduced"
@@ -138,7 +97,7 @@ def test_unloading_a_model_under_load_fails_requests_and_readiness(runs: Runs) -
 
 
 @pytest.mark.nightly
-def test_reloading_a_model_under_load_fails_no_request(runs: Runs) -> None:
+def test_reloading_a_model_under_load_fails_no_request(runs: LazyRuns) -> None:
     ran = runs["reload"]
     assert ran.result.returncode == ExitCode.PASS, ran.output
     assert ran.summary["verdict"] == "pass"
@@ -160,7 +119,7 @@ def test_reloading_a_model_under_load_fails_no_request(runs: Runs) -> None:
 
 
 @pytest.mark.nightly
-def test_a_thawed_stub_crashes_the_server(runs: Runs) -> None:
+def test_a_thawed_stub_crashes_the_server(runs: LazyRuns) -> None:
     ran = runs["freeze"]
     assert ran.result.returncode == ExitCode.PASS, ran.output
     assert ran.summary["verdict"] == "reproduced"
