@@ -46,7 +46,14 @@ from harness.faultimpact import fault_impacts
 from harness.journal import Journal, RotatingJournal
 from harness.load.percentiles import value_at_percentile
 from harness.load.recorder import decode_histogram, new_histogram
-from harness.metrics import LATENCY_METRICS, LOG_METRIC, PER_ROLE_METRIC, RECOVERY_METRICS, SERIES_METRICS
+from harness.metrics import (
+    ERROR_KIND_METRIC,
+    LATENCY_METRICS,
+    LOG_METRIC,
+    PER_ROLE_METRIC,
+    RECOVERY_METRICS,
+    SERIES_METRICS,
+)
 from harness.scenario import Scenario, Slo, Window
 
 log = logging.getLogger(__name__)
@@ -88,9 +95,11 @@ _MAY_END_UNMEASURED = {"recovery_s", "replica_recovery_s"}
 def movement(metric: str) -> Movement:
     if metric in _AT_END:
         return Movement.AT_END
-    if metric in _GROWS or LOG_METRIC.fullmatch(metric) or PER_ROLE_METRIC.fullmatch(metric):
+    by_kind = ERROR_KIND_METRIC.fullmatch(metric)
+    if metric in _GROWS or LOG_METRIC.fullmatch(metric) or PER_ROLE_METRIC.fullmatch(metric) or (
+            by_kind and by_kind[1] == "errors"):
         return Movement.GROWS
-    if metric in _ESTIMATES or percentile_of(metric) is not None:
+    if metric in _ESTIMATES or percentile_of(metric) is not None or by_kind:
         return Movement.ESTIMATE
     return Movement.FEATURE
 
@@ -98,7 +107,8 @@ def movement(metric: str) -> Movement:
 def counted_over_window(metric: str) -> bool:
     """The per-second series and latency honour an SLO's window; the others are whole-run figures,
     so the end of a window does not fix them."""
-    return metric in SERIES_METRICS or metric in LATENCY_METRICS or percentile_of(metric) is not None
+    return (metric in SERIES_METRICS or metric in LATENCY_METRICS or percentile_of(metric) is not None
+            or ERROR_KIND_METRIC.fullmatch(metric) is not None)
 
 
 def abort_never_fires(slo: Slo, expect: str) -> str | None:

@@ -7,7 +7,15 @@ declare theirs in their own `feature.py`; lookups go through `harness.features`.
 
 import re
 
-from harness.analysis import PERCENTILE, Measured, RunData, latency_metric, log_metric, series_metric
+from harness.analysis import (
+    PERCENTILE,
+    Measured,
+    RunData,
+    latency_metric,
+    log_metric,
+    records_in,
+    series_metric,
+)
 from harness.faultimpact import per_role_replica_metric, recovery_metric
 from harness.features import MetricDef, metric_def
 from harness.scenario import Window
@@ -50,10 +58,25 @@ RECOVERY_METRICS = {
 
 LOG_METRIC = re.compile(r"^log\.[A-Za-z0-9_]+$")
 PER_ROLE_METRIC = re.compile(r"^(replicas_lost|replica_recovery_s)\.[A-Za-z0-9_]+$")
+ERROR_KIND_METRIC = re.compile(r"^(errors|error_rate)\.(?P<kind>[A-Za-z0-9_]+)$")
 
 
 def _per_role(data: RunData, metric: str, window: Window | str) -> Measured:
     return Measured(*per_role_replica_metric(data, metric))
+
+
+def _errors_of_kind(data: RunData, metric: str, window: Window | str) -> Measured:
+    """Which failure a reproduction turns on: requests that hung to the client timeout are not the
+    503s of a routing window. The recorder keeps each second's failures by kind."""
+    match = ERROR_KIND_METRIC.match(metric)
+    if match is None:
+        raise KeyError(metric)
+    records, _ = records_in(data, window)
+    requests = sum(r["requests"] for r in records)
+    failed = sum(int((r.get("errors") or {}).get(match["kind"], 0)) for r in records)
+    if metric.startswith("error_rate."):
+        return Measured(failed / requests if requests else None, requests)
+    return Measured(failed, requests)
 
 
 def _recovery(data: RunData, metric: str, window: Window | str) -> Measured:
@@ -72,6 +95,9 @@ CORE_METRICS: list[MetricDef] = [
               "(one with a `signal` group) lines caused by a signal the harness itself sent are not counted",
               log_metric,
               pattern=LOG_METRIC, display="log.NAME"),
+    MetricDef("requests that failed with one error kind, and their share of all requests (e.g. "
+              "errors.timeout, error_rate.http_503; a run's kinds are in summary.json totals.errors_by_kind)",
+              _errors_of_kind, pattern=ERROR_KIND_METRIC, display="errors.KIND, error_rate.KIND"),
     MetricDef("replicas_lost and replica_recovery_s of one replica role (e.g. replicas_lost.worker)",
               _per_role, pattern=PER_ROLE_METRIC, display="replicas_lost.ROLE, replica_recovery_s.ROLE"),
 ]

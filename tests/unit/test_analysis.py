@@ -64,3 +64,22 @@ def test_the_first_partial_second_counts_like_the_last() -> None:
     assert totals(data)["requests"] == 40
     assert totals(data)["duration_s"] == pytest.approx(3.0)
     assert measure(data, "requests", Window.model_validate({"from": 1})).value == 30  # from t=3.4
+
+
+def test_errors_of_one_kind_count_only_that_kind() -> None:
+    data = RunData.from_records(synthetic_records(seconds=10, failing={4, 5}))  # the failures are 503s
+    assert measure(data, "errors.http_503").value == 100 == measure(data, "errors").value
+    assert measure(data, "errors.timeout").value == 0  # a kind the run never saw: none, not unknown
+    assert measure(data, "error_rate.http_503").value == pytest.approx(100 / 1000)
+    inside = measure(data, "error_rate.http_503", Window.model_validate({"from": 4, "to": 6}))
+    assert inside.value == pytest.approx(0.5) and inside.samples == 200
+    slo = evaluate(Slo.model_validate({"metric": "errors.http_503", "max": 0}), data)
+    assert not slo.passed and slo.measured == 100
+
+
+def test_errors_of_one_kind_abort_like_their_totals() -> None:
+    from harness.abort import Movement, counted_over_window, movement
+
+    assert movement("errors.timeout") is Movement.GROWS == movement("errors")
+    assert movement("error_rate.http_503") is movement("error_rate")
+    assert counted_over_window("errors.timeout") and counted_over_window("error_rate.timeout")
