@@ -7,6 +7,14 @@ client's whole process tree), the CPU the server used meanwhile, and the CPU eve
 on the machine used (other people's work: a noise indicator).
 
     python bench/loadgen.py --connections 32 --seconds 15 --rounds 2
+    python bench/loadgen.py --seconds 8 --tools wrk,http,grpc,http-baseline,grpc-baseline --baseline OLD_TREE
+    python bench/loadgen.py --seconds 8 --tools http,grpc --profile prof/   # then bench/pyspy_top.py
+
+`--tools` picks the tools of a round; the `*-baseline` tools run the same `harness run` with the
+code of `--baseline` (a copy of the tree before a change) first on PYTHONPATH, so a change is
+measured against its own "before" in one run. `--profile` runs each Python client under py-spy.
+Besides the x-wrk ratio it prints the steady client CPU per request against wrk's (goal <= 3)
+and the gRPC user's throughput against the HTTP user's (goal 0.8).
 
 Traffic goes to 127.0.0.1 only. The only processes this script ends are the ones it started.
 """
@@ -39,6 +47,15 @@ HARNESS_HTTP = "harness triton_http"
 HARNESS_GRPC = "harness triton_grpc"
 LOCUST = "locust FastHttpUser"
 WRK = "wrk -t1"
+HTTP_BEFORE = "baseline triton_http"
+GRPC_BEFORE = "baseline triton_grpc"
+TOOL_KEYS = {"wrk": WRK, "locust": LOCUST, "http": HARNESS_HTTP, "grpc": HARNESS_GRPC,
+             "http-baseline": HTTP_BEFORE, "grpc-baseline": GRPC_BEFORE}
+DEFAULT_TOOLS = ["wrk", "locust", "http", "grpc"]
+GRPC_GOAL = 0.8  # the gRPC user's throughput over the HTTP user's
+BASELINE: Path | None = None  # set by --baseline: the tree the *-baseline tools run
+PROFILE_RATE = 250  # py-spy samples per second: each sample is 4 ms of a busy process's time
+PROFILE_DIR: Path | None = None  # set by --profile
 
 
 @dataclass(frozen=True)
@@ -134,13 +151,14 @@ def sample_window(proc: subprocess.Popen[bytes], window: tuple[float, float]) ->
 
 
 def run_measured(
-    argv: list[str], log: Path, server_pid: int, timeout: float, window: tuple[float, float]
+    argv: list[str], log: Path, server_pid: int, timeout: float, window: tuple[float, float],
+    env: dict[str, str] | None = None,
 ) -> Usage:
     """Run a client to completion; the CPU it, the server and everyone else used meanwhile."""
     client0, server0, busy0 = children_cpu(), tree_cpu(server_pid), machine_busy()
     wall0 = time.monotonic()
     with log.open("wb") as out:
-        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, cwd=log.parent)
+        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, cwd=log.parent, env=env)
         steady = sample_window(proc, window)
         try:
             code = proc.wait(timeout)
@@ -199,14 +217,33 @@ def read_summary(runs: Path) -> ToolResult:
     return ToolResult(int(totals["ok"]), rps, int(totals["errors"]))
 
 
-def run_harness(s: Settings, user: str, server_pid: int) -> tuple[ToolResult, Usage]:
+def profiled(argv: list[str], name: str) -> list[str]:
+    """`argv` under py-spy (collapsed stacks into PROFILE_DIR/<name>.txt) when --profile is given."""
+    if PROFILE_DIR is None:
+        return argv
+    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    out = PROFILE_DIR / f"{name.replace(' ', '_')}.txt"
+    # --gil: only samples holding the GIL, i.e. Python running; a thread in a syscall (or
+    # preempted inside one, as a 2-core machine shared with the server often does) is left out.
+    return [spy, "record", "--format", "raw", "--rate", str(PROFILE_RATE), "--nonblocking", "--gil",
+            "--subprocesses", "-o", str(out), "--", *argv]
+
+
+def run_harness(
+    s: Settings, user: str, server_pid: int, tree: Path | None = None
+) -> tuple[ToolResult, Usage]:
+    """One `harness run`; with `tree`, the harness code in that folder (first on PYTHONPATH)."""
     folder = Path(tempfile.mkdtemp(prefix=f"harness-{user}-", dir=s.workdir))
     scenario = folder / "scenario.yaml"
     scenario.write_text(harness_scenario(s, user))
     runs = folder / "runs"
-    argv = [sys.executable, "-m", "harness.cli", "run", str(scenario), "--runs-dir", str(runs),
-            "--no-progress"]
-    usage = run_measured(argv, folder / "client.log", server_pid, s.seconds + 120, s.window)
+    name = f"harness-{user}" + ("-baseline" if tree else "")
+    argv = profiled([sys.executable, "-m", "harness.cli", "run", str(scenario), "--runs-dir", str(runs),
+                     "--no-progress"], name)
+    env = None
+    if tree is not None:
+        env = {**os.environ, "PYTHONPATH": f"{tree}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    usage = run_measured(argv, folder / "client.log", server_pid, s.seconds + 120, s.window, env)
     return read_summary(runs), usage
 
 
@@ -245,8 +282,8 @@ def run_locust(s: Settings, server_pid: int) -> tuple[ToolResult, Usage]:
     locustfile.write_text(LOCUSTFILE.format(body=s.body, model=MODEL))
     prefix = folder / "out"
     n = str(s.connections)
-    argv = [sys.executable, "-m", "locust", "-f", str(locustfile), "--headless", "-u", n, "-r", n,
-            "-t", f"{s.seconds}s", "--host", s.http_url, "--csv", str(prefix)]
+    argv = profiled([sys.executable, "-m", "locust", "-f", str(locustfile), "--headless", "-u", n, "-r", n,
+                     "-t", f"{s.seconds}s", "--host", s.http_url, "--csv", str(prefix)], "locust")
     usage = run_measured(argv, folder / "client.log", server_pid, s.seconds + 120, s.window)
     return read_locust_csv(Path(f"{prefix}_stats.csv")), usage
 
@@ -305,13 +342,17 @@ def ensure_wrk() -> bool:
 Runner = Callable[[Settings, int], tuple[ToolResult, Usage]]
 
 
-def tools(have_wrk: bool) -> list[tuple[str, Runner | None]]:
-    return [
+def tools(have_wrk: bool, chosen: list[str]) -> list[tuple[str, Runner | None]]:
+    every: list[tuple[str, Runner | None]] = [
         (WRK, run_wrk if have_wrk else None),
         (LOCUST, run_locust),
         (HARNESS_HTTP, lambda s, pid: run_harness(s, "triton_http", pid)),
         (HARNESS_GRPC, lambda s, pid: run_harness(s, "triton_grpc", pid)),
+        (HTTP_BEFORE, lambda s, pid: run_harness(s, "triton_http", pid, BASELINE)),
+        (GRPC_BEFORE, lambda s, pid: run_harness(s, "triton_grpc", pid, BASELINE)),
     ]
+    names = {TOOL_KEYS[key] for key in chosen}
+    return [(name, runner) for name, runner in every if name in names]
 
 
 def run_one(name: str, runner: Runner | None, s: Settings, server_pid: int) -> Row:
@@ -326,8 +367,8 @@ def run_one(name: str, runner: Runner | None, s: Settings, server_pid: int) -> R
     return Row(name, result, usage)
 
 
-def run_round(s: Settings, server_pid: int, have_wrk: bool) -> list[Row]:
-    return [run_one(name, runner, s, server_pid) for name, runner in tools(have_wrk)]
+def run_round(s: Settings, server_pid: int, have_wrk: bool, chosen: list[str]) -> list[Row]:
+    return [run_one(name, runner, s, server_pid) for name, runner in tools(have_wrk, chosen)]
 
 
 # ---------------------------------------------------------------- report
@@ -407,6 +448,33 @@ def print_verdict(rows: list[Row], wrk_rps: float | None) -> None:
     ratio = harness_rps / wrk_rps
     met = "MET" if ratio >= GOAL else "NOT met"
     print(f"ratio harness(http)/wrk: {ratio:.2f}: goal harness >= {GOAL} x wrk {met}")
+    print_cpu_and_grpc(rows)
+
+
+def steady_us(rows: list[Row], tool: str) -> float | None:
+    for row in rows:
+        if row.tool == tool and row.result is not None and row.usage is not None:
+            cores = row.usage.steady_cores
+            return cores * 1e6 / row.result.rps if cores is not None and row.result.rps else None
+    return None
+
+
+def print_cpu_and_grpc(rows: list[Row]) -> None:
+    """The other two goals: client CPU per request against wrk's, gRPC throughput against HTTP's."""
+    wrk_us, http_us = steady_us(rows, WRK), steady_us(rows, HARNESS_HTTP)
+    if wrk_us and http_us:
+        ratio = http_us / wrk_us
+        print(f"ratio steady client CPU/request harness(http)/wrk: {ratio:.2f}: goal <= 3 "
+              f"{'MET' if ratio <= 3 else 'NOT met'}")
+    http_rps, grpc_rps = rps_of(rows, HARNESS_HTTP), rps_of(rows, HARNESS_GRPC)
+    if http_rps and grpc_rps is not None:
+        ratio = grpc_rps / http_rps
+        met = "MET" if ratio >= GRPC_GOAL else "NOT met"
+        print(f"ratio harness grpc/http: {ratio:.2f}: goal >= {GRPC_GOAL} {met}")
+    for now, before in ((HARNESS_HTTP, HTTP_BEFORE), (HARNESS_GRPC, GRPC_BEFORE)):
+        now_rps, before_rps = rps_of(rows, now), rps_of(rows, before)
+        if now_rps and before_rps:
+            print(f"ratio {now}/{before}: {now_rps / before_rps:.2f}")
 
 
 def print_machine() -> None:
@@ -437,6 +505,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=1, help="run the whole comparison N times")
     parser.add_argument("--instances", type=int, default=2, help="Triton model instances")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
+    parser.add_argument("--tools", type=lambda v: v.split(","), default=DEFAULT_TOOLS,
+                        help=f"comma-separated, of {','.join(TOOL_KEYS)} "
+                        f"(default: {','.join(DEFAULT_TOOLS)})")
+    parser.add_argument("--baseline", type=Path, default=None,
+                        help="a copy of the tree before a change: the *-baseline tools run the harness "
+                        "from it, in the same run as the current one")
+    parser.add_argument("--profile", type=Path, default=None,
+                        help="record every Python client under py-spy into this folder "
+                        "(collapsed stacks; summarise with bench/pyspy_top.py); slows the clients")
     return parser.parse_args(argv)
 
 
@@ -455,7 +532,7 @@ def benchmark(args: argparse.Namespace, workdir: Path) -> None:
         )
         for index in range(args.rounds):
             print(f"round {index + 1}/{args.rounds}", flush=True)
-            rows = run_round(settings, stack.process.pid, have_wrk)
+            rows = run_round(settings, stack.process.pid, have_wrk, args.tools)
             title = f"round {index + 1}: {args.connections} connections, {args.seconds}s each"
             print_table(rows, title)
     finally:
@@ -465,7 +542,19 @@ def benchmark(args: argparse.Namespace, workdir: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    global PROFILE_DIR, BASELINE
     args = parse_args(argv)
+    BASELINE = args.baseline.resolve() if args.baseline is not None else None
+    if BASELINE is None and any(key.endswith("-baseline") for key in args.tools):
+        print("the *-baseline tools need --baseline DIR", file=sys.stderr)
+        return 2
+    unknown = [key for key in args.tools if key not in TOOL_KEYS]
+    if unknown:
+        print(f"unknown tool(s) {unknown}; choose from {','.join(TOOL_KEYS)}", file=sys.stderr)
+        return 2
+    if args.profile is not None:
+        args.profile.mkdir(parents=True, exist_ok=True)
+        PROFILE_DIR = args.profile.resolve()
     print_machine()
     workdir = Path(tempfile.mkdtemp(prefix="bench-loadgen-"))
     try:

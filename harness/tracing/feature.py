@@ -61,9 +61,10 @@ def _before_start(ctx: RunHooksContext) -> None:
     if trace.collector == "absent":
         ctx.stack_args["collector_url"] = f"127.0.0.1:{free_ports(1)[0]}/v1/traces"
     elif trace.collector == "harness":
-        from harness.tracing.otlp_receiver import OtlpReceiver
+        # In a process of its own: decoding Triton's spans must not take CPU from the load.
+        from harness.tracing.receiver_process import ReceiverProcess
 
-        receiver = OtlpReceiver(keep_spans=KEEP_SPANS)
+        receiver = ReceiverProcess(keep_spans=KEEP_SPANS)
         receiver.start()
         ctx.services[COLLECTOR] = receiver
         ctx.journal.event("collector_started", url=receiver.url)
@@ -73,7 +74,7 @@ def _before_start(ctx: RunHooksContext) -> None:
 def _after_stop(ctx: RunHooksContext) -> None:
     receiver = ctx.services.pop(COLLECTOR, None)
     if receiver is not None:
-        receiver.stop()
+        receiver.close()  # the observer has read its counts by now; this ends its process
 
 
 def _observers(setup: ObserverSetup) -> list[Observer]:

@@ -10,6 +10,7 @@ import gevent
 
 from harness.observers.base import Observer, ObserverContext
 from harness.tracing.otlp_receiver import OtlpReceiver, spans_to_traces
+from harness.tracing.receiver_process import ReceiverError, ReceiverProcess
 from harness.tracing.summary import SummaryBuilder, format_timeline
 from harness.tracing.trace_files import Trace, TraceFileTailer
 
@@ -19,9 +20,10 @@ POLL_S = 1.0
 class TraceObserver(Observer):
     name = "traces"
 
-    def __init__(self, trace_file: Any = None, receiver: OtlpReceiver | None = None):
+    def __init__(self, trace_file: Any = None, receiver: OtlpReceiver | ReceiverProcess | None = None):
         self.tailer = TraceFileTailer(trace_file) if trace_file is not None else None
         self.receiver = receiver
+        self.receiver_error = ""
         self.builder = SummaryBuilder()
         self.traces = 0
         self.slowest: Trace | None = None
@@ -45,7 +47,11 @@ class TraceObserver(Observer):
             self._add(traces)
             self.ctx.journal.series("traces", {"traces": self.traces})
         if self.receiver is not None:
-            snap = self.receiver.snapshot()
+            try:
+                snap = self.receiver.snapshot()
+            except ReceiverError as exc:  # its process died: the run goes on, the report says so
+                self.receiver_error = str(exc)
+                return
             values = {f"spans_{kind}": count for kind, count in snap["spans_by_kind"].items()}
             values.update(exports=snap["exports"], exports_rejected=snap["exports_rejected"])
             self.ctx.journal.series("spans", values)
@@ -66,8 +72,14 @@ class TraceObserver(Observer):
             self._poll(final=True)
         summary: dict[str, Any] = {}
         if self.receiver is not None:
-            summary["collector"] = self.receiver.snapshot()
-            self._add(spans_to_traces(self.receiver.spans()))
+            try:
+                summary["collector"] = self.receiver.snapshot()
+                self._add(spans_to_traces(self.receiver.spans()))
+            except ReceiverError as exc:
+                self.receiver_error = str(exc)
+                summary.pop("collector", None)  # no counts: the accounting is left out, not wrong
+        if self.receiver_error:
+            summary["collector_error"] = self.receiver_error
         summary["traces"] = self.traces
         summary["models"] = [model.as_dict() for model in self.builder.result()]
         if self.slowest is not None:

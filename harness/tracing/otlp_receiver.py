@@ -28,6 +28,7 @@ work apart from the optional delay (an Event wait, which also ends early on stop
 """
 
 import base64
+import binascii
 import collections
 import gzip
 import json
@@ -124,6 +125,93 @@ def decode_export(body: bytes, content_type: str) -> ExportTraceServiceRequest:
     else:
         request.ParseFromString(body)
     return request
+
+
+# OTLP/JSON field names: lowerCamelCase as the spec writes them; protobuf's JSON parser, which
+# this decoder replaces, also takes the proto's own snake_case names, so both are read.
+def _field(node: dict[str, Any], camel: str, snake: str, default: Any = None) -> Any:
+    value = node.get(camel)
+    return node.get(snake, default) if value is None else value
+
+
+def _json_id(value: Any) -> str:
+    """A trace or span id as lowercase hex: OTLP/JSON writes hex, some exporters base64."""
+    if not value:
+        return ""
+    if not isinstance(value, str):
+        raise ValueError(f"an id must be a string, got {type(value).__name__}")
+    try:
+        return bytes.fromhex(value).hex()
+    except ValueError:
+        return base64.b64decode(value, validate=True).hex()
+
+
+def _json_int(value: Any) -> int:
+    """(u)int64 fields: OTLP/JSON writes them as decimal strings, numbers are accepted too."""
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise ValueError(f"not an integer: {value!r}")
+    return int(value)
+
+
+def _json_any(value: Any) -> Any:
+    """An AnyValue, as `_any_value` gives it from the protobuf message."""
+    if not isinstance(value, dict) or not value:
+        return None
+    (which, inner), *_ = value.items()
+    if which in ("stringValue", "string_value"):
+        return str(inner)
+    if which in ("intValue", "int_value"):
+        return _json_int(inner)
+    if which in ("boolValue", "bool_value"):
+        return bool(inner)
+    if which in ("doubleValue", "double_value"):
+        return float(inner)
+    if which in ("bytesValue", "bytes_value"):
+        return base64.b64decode(inner)
+    if which in ("arrayValue", "array_value"):
+        return [_json_any(v) for v in (inner or {}).get("values", ())]
+    if which in ("kvlistValue", "kvlist_value"):
+        return {kv["key"]: _json_any(kv.get("value")) for kv in (inner or {}).get("values", ())}
+    return None
+
+
+def _json_span(span: dict[str, Any]) -> SpanRecord:
+    attributes = {kv["key"]: _json_any(kv.get("value")) for kv in span.get("attributes", ())}
+    name = str(span.get("name", ""))
+    parent = _json_id(_field(span, "parentSpanId", "parent_span_id"))
+    return SpanRecord(
+        name=name,
+        kind=classify_span(name, attributes, bool(parent)),
+        trace_id=_json_id(_field(span, "traceId", "trace_id")),
+        span_id=_json_id(_field(span, "spanId", "span_id")),
+        parent_span_id=parent,
+        start_ns=_json_int(_field(span, "startTimeUnixNano", "start_time_unix_nano", 0)),
+        end_ns=_json_int(_field(span, "endTimeUnixNano", "end_time_unix_nano", 0)),
+        events=tuple(
+            (str(event.get("name", "")), _json_int(_field(event, "timeUnixNano", "time_unix_nano", 0)))
+            for event in span.get("events", ())
+        ),
+        attributes=attributes,
+    )
+
+
+def spans_of_json(body: bytes) -> list[SpanRecord]:
+    """The spans of an OTLP/JSON export, read straight from the parsed JSON.
+
+    The same records as `spans_of(decode_export(body, "application/json"))` (a unit test holds
+    the two equal), without building the protobuf message through `json_format.ParseDict`,
+    which cost about 100 us a span; malformed input raises ValueError.
+    """
+    try:
+        data = json.loads(body)
+        return [
+            _json_span(span)
+            for resource_spans in _field(data, "resourceSpans", "resource_spans", ())
+            for scope_spans in _field(resource_spans, "scopeSpans", "scope_spans", ())
+            for span in scope_spans.get("spans", ())
+        ]
+    except (KeyError, TypeError, AttributeError, binascii.Error) as exc:
+        raise ValueError(f"not an OTLP/JSON export: {type(exc).__name__}: {exc}") from exc
 
 
 def spans_of(request: ExportTraceServiceRequest) -> list[SpanRecord]:
@@ -488,7 +576,11 @@ class OtlpReceiver:
                 return
         spans: list[SpanRecord] = []
         try:
-            spans = spans_of(decode_export(_inflate(body, handler), content_type))
+            raw = _inflate(body, handler)
+            if "json" in content_type.lower():
+                spans = spans_of_json(raw)
+            else:
+                spans = spans_of(decode_export(raw, content_type))
         except (DecodeError, json_format.ParseError, ValueError, OSError, zlib.error) as exc:
             with self._lock:
                 self._decode_errors += 1

@@ -1,13 +1,20 @@
-"""Triton's KServe v2 HTTP protocol, through geventhttpclient with one keep-alive connection.
+"""Triton's KServe v2 HTTP protocol over one persistent connection per user, request pre-built.
 
-The request body is encoded once per user: the load generator's CPU goes to sending requests.
+The request body, and with it the whole request's bytes, is encoded once per user, and the
+connection is the user's own (harness.load.keepalive): the load generator's CPU goes to sending
+requests. Sending, error kinds and messages are JsonPostUser's (`send` is not overridden).
 """
 
 import json
 from typing import Any
 
+from geventhttpclient.url import URL
+
+from harness.load.keepalive import KeepAliveClient
 from locustfiles.base import HarnessUser
 from locustfiles.json_http import JsonPostUser
+
+HEADERS = {"Content-Type": "application/json", "Connection": "keep-alive"}
 
 
 def infer_body(user: HarnessUser) -> bytes:
@@ -37,3 +44,16 @@ class TritonHttpUser(JsonPostUser):
 
     def body(self) -> bytes:
         return infer_body(self)
+
+    def on_start(self) -> None:
+        if not self.target.http_url:
+            raise RuntimeError(f"{self.protocol} needs a stack with an HTTP endpoint")
+        timeout = self.target.request_timeout
+        url = URL(self.target.http_url)
+        client = KeepAliveClient(url.host, url.port or 80, connection_timeout=timeout,
+                                 network_timeout=timeout, headers=HEADERS)
+        self.request_path = self.path()
+        self.request_body = self.body()
+        self.request_name = f"POST {self.request_path}"  # for failure messages, made once
+        client.prepare(self.request_path, self.request_body)
+        self.client = client  # type: ignore[assignment]  # JsonPostUser.send calls only post()
