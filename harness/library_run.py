@@ -9,12 +9,10 @@ checked before the first one starts, so a bad file costs no run.
 """
 
 import json
-import signal
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from types import FrameType
 from typing import Any
 from xml.etree import ElementTree as ET
 
@@ -22,6 +20,7 @@ from harness.errors import HarnessError, UsageError
 from harness.exitcodes import ExitCode
 from harness.rundir import make_stamped_dir
 from harness.scenario import Scenario, load_scenario
+from harness.series_run import StopBetweenRuns
 
 LIBRARY_JSON = "library.json"
 MAX_SCENARIOS = 500
@@ -71,24 +70,6 @@ def load_all(files: list[Path]) -> list[tuple[Path, Scenario]]:
     return loaded
 
 
-class _StopBetweenScenarios:
-    """Ctrl-C or SIGTERM while no scenario runs: no further scenario starts. While one runs, its
-    Run has its own handlers (it winds down and reports, and its exit code stops the library)."""
-
-    def __init__(self) -> None:
-        self.signal = ""
-        self.saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
-        for sig in self.saved:
-            signal.signal(sig, self._on_signal)
-
-    def _on_signal(self, sig: int, frame: FrameType | None) -> None:
-        self.signal = signal.Signals(sig).name
-
-    def restore(self) -> None:
-        for sig, handler in self.saved.items():
-            signal.signal(sig, handler)
-
-
 def run_library(folder: Path, runs_root: Path, run_file: RunFile) -> tuple[int, Path]:
     """Run every scenario of `folder`; write the library's reports; the worst exit code and the
     library's folder."""
@@ -96,7 +77,7 @@ def run_library(folder: Path, runs_root: Path, run_file: RunFile) -> tuple[int, 
     library_dir = make_stamped_dir(runs_root, f"library-{folder.resolve().name}")
     print(f"library folder: {library_dir} ({len(loaded)} scenarios)", flush=True)
     entries: list[Entry] = []
-    stop = _StopBetweenScenarios()
+    stop = StopBetweenRuns()  # a running scenario's Run has its own handlers
     try:
         for index, (path, scenario) in enumerate(loaded, 1):
             if stop.signal:

@@ -49,8 +49,8 @@ def series_length(scenario: Scenario, scenario_file: Path, override: int | None)
     return override
 
 
-class _Stop:
-    """Ctrl-C or SIGTERM between repetitions: no new repetition starts.
+class StopBetweenRuns:
+    """Ctrl-C or SIGTERM between runs (a series' repetitions, a library's scenarios): none starts.
 
     During a repetition the Run's own handlers take over (it winds down and reports); when they go,
     the Run puts back the handlers it found, these.
@@ -79,7 +79,7 @@ def run_series(scenario: Scenario, scenario_file: Path, runs_root: Path, make_ru
     series_dir = make_series_dir(runs_root, scenario.name, scenario_file)
     print(f"series folder: {series_dir} ({repeat} repetitions)", flush=True)
     reps: list[Repetition] = []
-    stop = _Stop()
+    stop = StopBetweenRuns()
     try:
         for index in range(1, repeat + 1):
             if stop.signal:

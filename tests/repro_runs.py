@@ -32,6 +32,12 @@ class Ran:
         (found,) = [s for s in self.summary["slos"] if s.get("name") == name or s.get("metric") == name]
         return found
 
+    @property
+    def window(self) -> dict:
+        """The run's one error window (a test of a single fault)."""
+        (window,) = self.summary["error_windows"]
+        return window
+
     def log_count(self, pattern: str) -> int:
         return int(self.summary["log_patterns"][pattern]["count"])
 

@@ -4,16 +4,14 @@ The three bundled reproductions run once each (module fixture); the tests read t
 and summaries, then put them side by side with `harness compare`.
 """
 
-import json
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from harness.exitcodes import ExitCode
-from harness.journal import read_journal
-from tests.conftest import ROOT, only_run_dir, run_harness
+from tests.conftest import run_harness
 from tests.reportpage import chart_specs
+from tests.repro_runs import LazyRuns, Ran
 
 pytestmark = pytest.mark.real
 
@@ -25,30 +23,9 @@ SCENARIOS = {
 UNAVAILABLE = "Service temporarily unavailable"  # Dynamo 1.6.1's 503 message
 
 
-class Ran:
-    def __init__(self, result: subprocess.CompletedProcess[str], run_dir: Path):
-        self.result = result
-        self.run_dir = run_dir
-        self.summary = json.loads((run_dir / "summary.json").read_text())
-        self.records = read_journal(run_dir / "journal.jsonl")
-
-    def events(self, name: str) -> list[dict]:
-        return [r for r in self.records if r.get("event") == name]
-
-    @property
-    def window(self) -> dict:
-        (window,) = self.summary["error_windows"]
-        return window
-
-
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Ran]:
-    out = {}
-    for key, scenario in SCENARIOS.items():
-        folder = tmp_path_factory.mktemp(key)
-        result = run_harness("run", str(ROOT / scenario), "--runs-dir", "runs", "--no-progress", cwd=folder)
-        out[key] = Ran(result, only_run_dir(folder / "runs"))
-    return out
+def runs(tmp_path_factory: pytest.TempPathFactory) -> LazyRuns:
+    return LazyRuns(tmp_path_factory, SCENARIOS)
 
 
 def _killed_worker(ran: Ran, signal: str | None) -> dict:
@@ -61,7 +38,7 @@ def _killed_worker(ran: Ran, signal: str | None) -> dict:
     return exited
 
 
-def test_etcd_discovery_kill_leaves_an_error_window_then_recovers(runs: dict[str, Ran]) -> None:
+def test_etcd_discovery_kill_leaves_an_error_window_then_recovers(runs: LazyRuns) -> None:
     ran = runs["etcd"]
     assert ran.result.returncode == ExitCode.PASS, ran.result.stdout + ran.result.stderr
     assert ran.summary["verdict"] == "reproduced"
@@ -81,7 +58,7 @@ def test_etcd_discovery_kill_leaves_an_error_window_then_recovers(runs: dict[str
     assert not (ran.run_dir / "stack" / "etcd-data").exists()  # etcd's data went with the stack
 
 
-def test_file_discovery_kill_leaves_an_error_window_too(runs: dict[str, Ran]) -> None:
+def test_file_discovery_kill_leaves_an_error_window_too(runs: LazyRuns) -> None:
     ran = runs["file"]
     assert ran.result.returncode == ExitCode.PASS, ran.result.stdout + ran.result.stderr
     _killed_worker(ran, "SIGKILL")
@@ -92,7 +69,7 @@ def test_file_discovery_kill_leaves_an_error_window_too(runs: dict[str, Ran]) ->
     assert not (ran.run_dir / "stack" / "discovery").exists()
 
 
-def test_graceful_sigterm_fails_at_most_a_request_or_two(runs: dict[str, Ran]) -> None:
+def test_graceful_sigterm_fails_at_most_a_request_or_two(runs: LazyRuns) -> None:
     ran = runs["sigterm"]
     assert ran.result.returncode == ExitCode.PASS, ran.result.stdout + ran.result.stderr
     _killed_worker(ran, None)  # it shut down by itself: lease revoked, requests drained
@@ -102,7 +79,7 @@ def test_graceful_sigterm_fails_at_most_a_request_or_two(runs: dict[str, Ran]) -
     assert ran.window["failed_requests"] <= 2 and ran.window["window_s"] <= 0.5
 
 
-def test_compare_puts_the_runs_side_by_side(runs: dict[str, Ran], tmp_path: Path) -> None:
+def test_compare_puts_the_runs_side_by_side(runs: LazyRuns, tmp_path: Path) -> None:
     dirs = [str(runs[key].run_dir) for key in ("etcd", "file", "sigterm")]
     page = tmp_path / "compare.html"
     result = run_harness("compare", *dirs, "--html", str(page), cwd=tmp_path)
