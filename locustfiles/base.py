@@ -10,6 +10,7 @@ from locust.runners import STATE_CLEANUP, STATE_STOPPED, STATE_STOPPING
 
 from harness.load.failures import MESSAGE_CHARS, exception_detail, failure_message
 from harness.load.pacer import Pacer
+from harness.load.slot_timer import SlotTimer
 from harness.load.target import Target
 
 # The runner's states while and after it stops its users (a local runner says `cleanup`).
@@ -38,6 +39,7 @@ class HarnessUser(User):
     target: ClassVar[Target]
     pacer: ClassVar[Pacer | None] = None
     late_after: ClassVar[float] = 0.010
+    _slot_timer: SlotTimer | None = None  # the user's own, made at its first slot
 
     def send(self) -> Outcome:
         raise NotImplementedError
@@ -72,10 +74,11 @@ class HarnessUser(User):
     def _wait_for_slot(self) -> float | None:
         assert self.pacer is not None
         slot = self.pacer.next_slot()
-        if slot is not None:
-            delay = slot - time.monotonic()
-            if delay > 0:
-                gevent.sleep(delay)
+        if slot is not None and slot > time.monotonic():
+            # gevent.sleep would end up to a millisecond late (harness.load.slot_timer)
+            if self._slot_timer is None:
+                self._slot_timer = SlotTimer()
+            self._slot_timer.sleep_until(slot)
         return slot
 
 
