@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 ENV = "HARNESS_BENCH_LATENESS_DIR"
+OVER_GOAL_S = 0.001  # the goal for p99: where the requests later than it fall in time
 
 
 class Probe:
@@ -31,15 +32,23 @@ class Probe:
 
         self.out = out
         self.hist = HdrHistogram(1, 3_600_000_000, 3)
-        self.pending: dict[Any, tuple[float, float]] = {}
+        self.pending: dict[Any, tuple[float, float, float]] = {}  # slot, lateness, late_after
         self.requests = 0
         self.late_probe = 0
         self.late_harness = 0
         self.disagree = 0
         self.disagree_closest_us: float | None = None
+        self.first_slot: float | None = None
+        # requests later than the 1 ms goal, by second of the load (from this process's first slot)
+        self.over_goal_by_second: dict[int, int] = {}
 
-    def record(self, lateness: float, late_after: float, late: bool) -> None:
+    def record(self, slot: float, lateness: float, late_after: float, late: bool) -> None:
         self.requests += 1
+        if self.first_slot is None:
+            self.first_slot = slot
+        if lateness > OVER_GOAL_S:
+            second = int(slot - self.first_slot)
+            self.over_goal_by_second[second] = self.over_goal_by_second.get(second, 0) + 1
         self.hist.record_value(max(1, int(lateness * 1e6)))
         probe_late = lateness > late_after
         self.late_probe += probe_late
@@ -56,6 +65,7 @@ class Probe:
         data = {"pid": os.getpid(), "requests": self.requests, "late_probe": self.late_probe,
                 "late_harness": self.late_harness, "disagree": self.disagree,
                 "disagree_worst_us": self.disagree_closest_us,
+                "over_goal_by_second": self.over_goal_by_second,
                 "hdr": self.hist.encode().decode("ascii")}
         (self.out / f"{os.getpid()}.json").write_text(json.dumps(data))
 
@@ -72,14 +82,15 @@ def patch(probe: Probe) -> None:
     def probed_wait(self: HarnessUser) -> float | None:
         slot = wait_for_slot(self)
         if slot is not None:
-            probe.pending[gevent.getcurrent()] = (time.monotonic() - slot, self.late_after)
+            probe.pending[gevent.getcurrent()] = (slot, time.monotonic() - slot, self.late_after)
         return slot
 
     def probed_on_request(self: RequestListener, response_time: float, exception: Exception | None,
                           context: dict[str, Any], **kwargs: Any) -> None:
         pending = probe.pending.pop(gevent.getcurrent(), None)
         if pending is not None:
-            probe.record(pending[0], pending[1], bool(context and context.get("late")))
+            slot, lateness, late_after = pending
+            probe.record(slot, lateness, late_after, bool(context and context.get("late")))
         on_request(self, response_time, exception, context, **kwargs)
 
     HarnessUser._wait_for_slot = probed_wait  # type: ignore[method-assign]

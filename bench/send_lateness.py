@@ -74,13 +74,16 @@ def run_one(stack: Any, rate: int, workers: int, args: argparse.Namespace, workd
     totals = json.loads((runs[-1] / "summary.json").read_text())["totals"] if runs else {}
     hist = HdrHistogram(1, 3_600_000_000, 3)
     merged = {"requests": 0, "late_probe": 0, "late_harness": 0, "disagree": 0, "processes": 0}
+    over_goal: dict[int, int] = {}
     for probe_file in probes.glob("*.json"):
         data = json.loads(probe_file.read_text())
         hist.add(HdrHistogram.decode(data["hdr"]))
         merged["processes"] += 1
         for key in ("requests", "late_probe", "late_harness", "disagree"):
             merged[key] += int(data[key])
-    return {"hist": hist, "totals": totals, **merged}
+        for second, count in data.get("over_goal_by_second", {}).items():
+            over_goal[int(second)] = over_goal.get(int(second), 0) + int(count)
+    return {"hist": hist, "totals": totals, "over_goal": over_goal, **merged}
 
 
 def ms(hist: HdrHistogram, percentile: float) -> str:
@@ -118,6 +121,10 @@ def main(argv: list[str] | None = None) -> int:
               f"{hist.get_max_value() / 1000:8.3f} {r['late_probe']:6d} {r['late_harness']:6d} "
               f"{summary_late!s:>7} {r['disagree']:8d} {rps:7.0f}")
         agree &= r["late_harness"] == summary_late and r["disagree"] == 0
+        over = r["over_goal"]
+        if over:
+            when = ", ".join(f"s{second}: {over[second]}" for second in sorted(over))
+            print(f"{'':15} later than {GOAL_P99_MS:g} ms, by second of the load: {when}")
         if workers and r["processes"] != workers:
             print(f"  note: probes from {r['processes']} process(es), {workers} worker(s) expected")
     print(f"late counts agree (flags == summary, no request disagreeing with its lateness): "

@@ -14,16 +14,26 @@ than `network_timeout`, `HTTPConnectionClosed` when the server closes (or resets
 connection before the first byte of its answer, `HTTPParseError` for a broken or cut answer.
 Like geventhttpclient, a POST is never retried: the server may have processed it. After any
 failure the connection is closed and the next request opens a new one.
+
+Once connected, the socket is used as the C-level `_socket.socket` beneath gevent's, with two
+readiness watchers and one timeout made per connection and reused by every request: gevent's
+socket wrapper made a new Timeout for each wait and asked for the answer once before waiting
+for it (a receive that can only fail: the server needs far longer than the send's return).
 """
 
+import _socket
 import errno
 
 import gevent.socket
+from gevent.hub import get_hub
 from geventhttpclient._parser import HTTPParseError, HTTPResponseParser
 from geventhttpclient.response import HTTPConnectionClosed
+from greenlet import getcurrent
+from greenlet import greenlet as Greenlet
 
 RECV_BYTES = 64 * 1024
 _SEND_RESETS = (errno.ECONNRESET, errno.EPIPE)
+_READ, _WRITE = 1, 2  # libev's readiness events
 
 
 class _Parser(HTTPResponseParser):
@@ -88,7 +98,7 @@ class KeepAliveClient:
         self.network_timeout = network_timeout
         self.headers = dict(headers or {})
         self.answer = Answer()
-        self._sock: gevent.socket.socket | None = None
+        self._sock: _Connection | None = None
         self._parser = _Parser()
         self._buffer = bytearray(RECV_BYTES)
         self._view = memoryview(self._buffer)
@@ -116,11 +126,7 @@ class KeepAliveClient:
             request = self.request_bytes(path, body, headers)
         sock = self._sock if self._sock is not None else self._connect()
         try:
-            # send, not sendall: gevent's sendall asks the kernel for SO_SNDBUF on every call to
-            # size its chunks; a request this small almost always goes in one send.
-            sent = sock.send(request)
-            while sent < len(request):
-                sent += sock.send(request[sent:])
+            sock.send_all(request)
         except OSError as exc:
             if exc.errno not in _SEND_RESETS:
                 self.close()
@@ -138,17 +144,17 @@ class KeepAliveClient:
         if sock is not None:
             sock.close()
 
-    def _connect(self) -> gevent.socket.socket:
-        sock = gevent.socket.create_connection((self.host, self.port), timeout=self.connection_timeout)
-        sock.settimeout(self.network_timeout)  # each send and receive, as geventhttpclient
-        self._sock = sock
+    def _connect(self) -> "_Connection":
+        connected = gevent.socket.create_connection((self.host, self.port), timeout=self.connection_timeout)
+        sock = self._sock = _Connection(connected, self.network_timeout)
         self._parser = _Parser()  # a new connection is a new byte stream
         return sock
 
-    def _read(self, sock: gevent.socket.socket) -> Answer:
+    def _read(self, sock: "_Connection") -> Answer:
         parser, view = self._parser, self._view
         parser.headers_complete = parser.complete = False  # still set by the previous answer
         first = True
+        sock.wait_readable()  # the answer is not there yet: wait for it before asking
         while not parser.complete or parser.get_code() < 200:  # interim 1xx answers come first
             try:
                 count = sock.recv_into(self._buffer)
@@ -174,3 +180,54 @@ class KeepAliveClient:
         if not parser.should_keep_alive():
             self.close()
         return answer
+
+
+class _Connection:
+    """A connected non-blocking socket whose waits go through the gevent hub, each no longer than
+    `network_timeout` (then TimeoutError, as a gevent socket with that timeout raises)."""
+
+    def __init__(self, connected: gevent.socket.socket, network_timeout: float):
+        self._sock = _socket.socket(fileno=connected.detach())  # the same fd, without the wrapper
+        self._sock.setblocking(False)
+        loop = get_hub().loop
+        self._readable = loop.io(self._sock.fileno(), _READ)
+        self._writable = loop.io(self._sock.fileno(), _WRITE)
+        # repeat = after, so that `again` restarts it from the whole timeout: libev keeps only
+        # the time left when a plain timer is stopped, and a plain restart would wait that.
+        self._timer = loop.timer(network_timeout, network_timeout)
+
+    def send_all(self, data: bytes) -> None:
+        # send, not sendall: a request this small almost always goes in one send
+        sent = 0
+        while sent < len(data):
+            try:
+                sent += self._sock.send(data[sent:] if sent else data)
+            except BlockingIOError:
+                self._wait(self._writable)
+
+    def recv_into(self, buffer: bytearray) -> int:
+        while True:
+            try:
+                return self._sock.recv_into(buffer)
+            except BlockingIOError:
+                self._wait(self._readable)
+
+    def wait_readable(self) -> None:
+        self._wait(self._readable)
+
+    def close(self) -> None:
+        self._timer.close()
+        self._readable.close()
+        self._writable.close()
+        self._sock.close()
+
+    def _wait(self, watcher: object) -> None:
+        self._timer.again(_time_out, getcurrent(), update=True)
+        try:
+            get_hub().wait(watcher)
+        finally:
+            self._timer.stop()
+
+
+def _time_out(waiting: Greenlet) -> None:
+    waiting.throw(TimeoutError("timed out"))  # what a gevent socket raises when its timeout ends

@@ -196,3 +196,46 @@ def test_refused() -> None:
         port = spare.getsockname()[1]
     outcome = user(client(port)).send()
     assert outcome.error_kind == "ConnectionRefusedError"
+
+
+def slow(seconds: float, raw: bytes = OK) -> Script:
+    def script(conn: socket.socket, request: bytes) -> bool:
+        import time
+
+        time.sleep(seconds)
+        conn.sendall(raw)
+        return True
+    return script
+
+
+def test_the_network_timeout_is_each_waits_own_on_a_reused_connection(serve: Serve) -> None:
+    # Three answers of 0.2 s each on one connection with a 0.3 s timeout: a timeout that was not
+    # cancelled after each wait, or that counted from the connection's start, would fire here.
+    server = serve([slow(0.2), slow(0.2), slow(0.2), silent, answer(OK)])
+    c = client(server.port)
+    for _ in range(3):
+        assert c.post(PATH, BODY).read() == b"{}"
+    assert server.connections == 1
+    with pytest.raises(TimeoutError):
+        c.post(PATH, BODY)
+    assert c.post(PATH, BODY).read() == b"{}"
+    assert server.connections == 2
+
+
+def test_an_answer_in_many_pieces_is_read_whole(serve: Serve) -> None:
+    body = b"x" * 300_000  # several receives of RECV_BYTES, with waits between them
+
+    def pieces(conn: socket.socket, request: bytes) -> bool:
+        import time
+
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body))
+        for start in range(0, len(body), 100_000):
+            conn.sendall(body[start:start + 100_000])
+            time.sleep(0.02)
+        return True
+
+    server = serve([pieces, answer(OK)])
+    c = client(server.port)
+    assert c.post(PATH, BODY).read() == body
+    assert c.post(PATH, BODY).read() == b"{}"
+    assert server.connections == 1
