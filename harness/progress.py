@@ -302,7 +302,7 @@ class Progress:
         self.every_s = every_s
         self.timeline = Timeline()
         self._figures: str | None = None
-        self._last_line = 0.0
+        self._last_line: float | None = None  # not 0: the monotonic clock starts near 0 at boot
         self._live: Live | None = None
         self._drawn = (-1, 0.0)  # (timeline.changes, monotonic time) at the last redraw
         self._finished = False
@@ -314,7 +314,7 @@ class Progress:
         self._figures = figures_line(elapsed, self.total_s, rps, errors, p99_ms, users)
         if self.tty:
             self._draw(force=True)
-        elif time.monotonic() - self._last_line >= self.every_s:
+        elif self._last_line is None or time.monotonic() - self._last_line >= self.every_s:
             self._last_line = time.monotonic()
             self._write(self._figures + "\n")
 

@@ -105,8 +105,14 @@ def test_every_firing_is_planned_injected_and_restored_on_its_own(rig: Callable[
     injected = run.events("fault_injected")
     assert [e["id"] for e in injected] == ["f0.0", "f0.1", "f0.2"]
     assert [e["id"] for e in run.events("fault_restored", error=None)] == ["f0.0", "f0.1", "f0.2"]
-    gaps = [b["t"] - a["t"] for a, b in zip(injected, injected[1:], strict=False)]
-    assert all(g == pytest.approx(0.2, abs=0.08) for g in gaps), gaps
+    # Each firing at its own slot of the schedule (0.05, 0.25, 0.45 s from the origin), never
+    # before it. Not the gaps between firings: a process stalled under load fires one late and the
+    # next on time, which is right (the schedule does not drift) and makes a short gap.
+    scheduled = run.events("fault_scheduled")
+    assert [e["at"] for e in scheduled] == pytest.approx([0.05, 0.25, 0.45])
+    origin = scheduled[0]["t"]  # the origin is taken just before this is journaled
+    lateness = [e["t"] - (origin + s["at"]) for e, s in zip(injected, scheduled, strict=True)]
+    assert all(-0.005 <= late < 0.3 for late in lateness), lateness
     assert not run.marker.exists()
 
 
