@@ -45,13 +45,15 @@ GOAL = 0.85  # the harness's HTTP throughput should reach this fraction of wrk's
 NOISY_CORES = 0.25  # other processes above this many cores make a measurement unreliable
 HARNESS_HTTP = "harness triton_http"
 HARNESS_GRPC = "harness triton_grpc"
+HARNESS_GRPC_CHANNEL = "harness triton_grpc_channel"
 LOCUST = "locust FastHttpUser"
 WRK = "wrk -t1"
 HTTP_BEFORE = "baseline triton_http"
 GRPC_BEFORE = "baseline triton_grpc"
 TOOL_KEYS = {"wrk": WRK, "locust": LOCUST, "http": HARNESS_HTTP, "grpc": HARNESS_GRPC,
+             "grpc-channel": HARNESS_GRPC_CHANNEL,
              "http-baseline": HTTP_BEFORE, "grpc-baseline": GRPC_BEFORE}
-DEFAULT_TOOLS = ["wrk", "locust", "http", "grpc"]
+DEFAULT_TOOLS = ["wrk", "locust", "http", "grpc", "grpc-channel"]
 GRPC_GOAL = 0.8  # the gRPC user's throughput over the HTTP user's
 BASELINE: Path | None = None  # set by --baseline: the tree the *-baseline tools run
 PROFILE_RATE = 250  # py-spy samples per second: each sample is 4 ms of a busy process's time
@@ -348,6 +350,7 @@ def tools(have_wrk: bool, chosen: list[str]) -> list[tuple[str, Runner | None]]:
         (LOCUST, run_locust),
         (HARNESS_HTTP, lambda s, pid: run_harness(s, "triton_http", pid)),
         (HARNESS_GRPC, lambda s, pid: run_harness(s, "triton_grpc", pid)),
+        (HARNESS_GRPC_CHANNEL, lambda s, pid: run_harness(s, "triton_grpc_channel", pid)),
         (HTTP_BEFORE, lambda s, pid: run_harness(s, "triton_http", pid, BASELINE)),
         (GRPC_BEFORE, lambda s, pid: run_harness(s, "triton_grpc", pid, BASELINE)),
     ]

@@ -12,6 +12,7 @@ GROUP = "harness.users"
 _BUILTIN = {
     "triton_http": "harness.triton.http_user:TritonHttpUser",
     "triton_grpc": "harness.triton.grpc_user:TritonGrpcUser",
+    "triton_grpc_channel": "harness.triton.grpc_user:TritonGrpcChannelUser",
     "torchserve_http": "harness.torchserve.http_user:TorchServeHttpUser",
     "openai": "harness.llm.openai_user:OpenAIUser",
 }
