@@ -179,6 +179,19 @@ def accounting_line(summary: dict[str, Any]) -> str:
             f"exports {spans['exports']}")
 
 
+def crash_of(summary: dict[str, Any]) -> str | None:
+    """How the server went down during the run, if it did (its entry process exited unplanned).
+
+    At trace rate 1 and a high request rate Triton 2.51 can die of the Signal 11 this project
+    reproduces (seeds/): a variant whose server crashed measures the crash, not a cost.
+    """
+    for event in summary.get("events", []):
+        lost_entry = event.get("loss") == "entry" and not event.get("planned")
+        if event.get("event") == "process_exited" and lost_entry:
+            return f"{event.get('role')} {event.get('ended', 'exited')} at t={event.get('t')}s"
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("--seconds", type=int, default=8)
@@ -224,6 +237,14 @@ def main(argv: list[str] | None = None) -> int:
               f"{cpu['server']}")
         if name not in ("off", "rate1-discard"):
             print(f"  spans: {accounting_line(summary)}")
+        crash = crash_of(summary)
+        if crash:
+            print(f"  the server CRASHED: {crash}; errors {totals.get('errors_by_kind')}")
+    crashed = [name for name, summary in results.items() if crash_of(summary)]
+    if crashed:
+        print(f"no ratio: the server crashed in {', '.join(crashed)} (Triton's Signal 11 under tracing at "
+              f"this rate); run again, or with fewer --users")
+        return 0
     rate1, discard = (float(results[name]["totals"]["throughput_rps"] or 0.0)
                       for name in ("rate1", "rate1-discard"))
     if off:
