@@ -5,7 +5,6 @@ as each test scripts it, on a real socket; error kinds are also read through the
 """
 
 import socket
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TypeVar
@@ -27,6 +26,7 @@ from harness.load.h2_unary import (
 )
 from harness.load.target import Target
 from harness.triton.grpc_user import MODEL_INFER, TritonGrpcUser
+from tests.unit.loopback import LoopbackServer
 
 MESSAGE = b"\x0a\x08identity"  # any bytes: the transport does not parse messages
 ANSWER = b"answer-bytes"
@@ -71,30 +71,21 @@ def answers(conn: Conn, stream: int) -> bool:
     return True
 
 
-class Server:
-    """Accepts connections; answers the n-th request with the n-th script."""
+class Server(LoopbackServer):
+    """Answers the n-th request with the n-th script."""
 
     def __init__(self, scripts: list[Script], settings: dict[int, int] | None = None):
-        self.scripts = scripts
+        super().__init__(scripts)
         self.settings = settings or {}
         self.conns: list[Conn] = []
         self.on_data: Callable[[Conn, hf.DataFrame], None] = lambda conn, frame: None
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
+        self.start()
 
-    def _serve(self) -> None:
-        while self.scripts:
-            try:
-                sock, _ = self.listener.accept()
-            except OSError:
-                return
-            with sock:
-                conn = Conn(sock)
-                self.conns.append(conn)
-                conn.send(hf.SettingsFrame(0, settings=self.settings))
-                self._talk(conn)
+    def serve(self, sock: socket.socket) -> None:
+        conn = Conn(sock)
+        self.conns.append(conn)
+        conn.send(hf.SettingsFrame(0, settings=self.settings))
+        self._talk(conn)
 
     def _talk(self, conn: Conn) -> None:
         data = b""
@@ -125,10 +116,6 @@ class Server:
 
     def frames(self, kind: type[F], conn: int = 0) -> list[F]:
         return [f for f in self.conns[conn].frames if isinstance(f, kind)]
-
-    def close(self) -> None:
-        self.listener.close()
-        self.thread.join(5)
 
 
 Serve = Callable[..., Server]

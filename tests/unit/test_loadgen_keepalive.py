@@ -5,7 +5,6 @@ error kinds are then read through the Triton HTTP user's own `send`.
 """
 
 import socket
-import threading
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -15,6 +14,7 @@ from geventhttpclient.response import HTTPConnectionClosed
 from harness.load.keepalive import KeepAliveClient
 from harness.load.target import Target
 from harness.triton.http_user import HEADERS, TritonHttpUser
+from tests.unit.loopback import LoopbackServer
 
 PATH = "/v2/models/identity/infer"
 BODY = b'{"inputs": []}'
@@ -38,37 +38,24 @@ def read_request(conn: socket.socket) -> bytes:
     return data
 
 
-class Server:
-    """Accepts connections and answers each request with the next script in the list."""
+class Server(LoopbackServer):
+    """Answers each request with the next script in the list."""
 
     def __init__(self, scripts: list[Script]):
-        self.scripts = scripts
+        super().__init__(scripts)
         self.requests: list[bytes] = []
         self.connections = 0
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
+        self.start()
 
-    def _serve(self) -> None:
+    def serve(self, conn: socket.socket) -> None:
+        self.connections += 1
         while self.scripts:
-            try:
-                conn, _ = self.listener.accept()
-            except OSError:
-                return
-            self.connections += 1
-            with conn:
-                while self.scripts:
-                    request = read_request(conn)
-                    if not request:
-                        break
-                    self.requests.append(request)
-                    if not self.scripts.pop(0)(conn, request):
-                        break
-
-    def close(self) -> None:
-        self.listener.close()
-        self.thread.join(5)
+            request = read_request(conn)
+            if not request:
+                break
+            self.requests.append(request)
+            if not self.scripts.pop(0)(conn, request):
+                break
 
 
 def answer(raw: bytes, keep: bool = True) -> Script:
